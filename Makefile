@@ -1,0 +1,65 @@
+# Two commands do everything: `make demo` and `make test` (both as root on Debian 12).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB := labs/two-dc
+SYSTEM_PACKAGES := frr frr-pythontools openssh-server nftables iproute2 iputils-ping \
+	traceroute tcpdump procps psmisc util-linux curl
+REPORTS := reports
+
+.PHONY: setup system-deps venv test lint demo lab-up lab-down bench clean
+
+setup: system-deps venv
+
+# Idempotent: installs only what is missing, so a second run costs a dpkg query.
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing system packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BIN)/drill: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/drill
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check drill tests benchmarks
+	$(BIN)/ruff format --check drill tests benchmarks
+	$(BIN)/mypy
+
+lab-up: setup
+	$(BIN)/drill lab up $(LAB)
+
+lab-down: venv
+	$(BIN)/drill lab down $(LAB)
+
+# The main job on the built-in lab: dry-run, a broken drill that rolls back by itself,
+# the real switchover and the failback. The lab is taken down whatever happens.
+demo: setup
+	@set -u; trap '$(BIN)/drill lab down $(LAB)' EXIT; \
+	$(BIN)/drill lab up $(LAB) && \
+	$(BIN)/drill run runbooks/dc1-to-dc2.yml --dry-run --report-dir $(REPORTS)/dry-run && \
+	{ $(BIN)/drill run runbooks/dc1-to-dc2-broken.yml --yes --report-dir $(REPORTS)/broken; \
+	  rc=$$?; echo "broken drill exit code: $$rc (1 = failed and rolled back, as expected)"; \
+	  [ $$rc -eq 1 ]; } && \
+	$(BIN)/drill run runbooks/dc1-to-dc2.yml --yes --report-dir $(REPORTS)/dc1-to-dc2 && \
+	$(BIN)/drill run runbooks/dc2-to-dc1.yml --yes --report-dir $(REPORTS)/dc2-to-dc1 && \
+	echo && echo "reports:" && ls -1 $(REPORTS)/*/report.json
+
+bench: setup
+	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/lab.py
+
+clean:
+	rm -rf $(VENV) $(REPORTS) build *.egg-info

@@ -1,0 +1,267 @@
+"""The runbook model (apiVersion drill/v1): the one definition the loader, the JSON Schema,
+the planner and the engine share. Field names here are the YAML keys users write."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from drill.runbook.durations import Duration
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a runbook must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- assertions -----------------------------------------------------------------------
+
+Scalar = str | int | float | bool | None
+
+
+class Predicate(Strict):
+    """Comparisons applied to one value. Several keys in one predicate must all hold."""
+
+    equals: Any = None
+    not_equals: Any = None
+    tolerance: str | float | None = Field(
+        default=None, description="for numeric equals: absolute (5) or relative ('10%')"
+    )
+    in_: list[Any] | None = Field(default=None, alias="in")
+    not_in: list[Any] | None = None
+    regex: str | None = None
+    lt: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    ge: float | None = None
+    range: tuple[float, float] | None = Field(default=None, description="inclusive [low, high]")
+    exists: bool | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Predicate:
+        if not self.model_fields_set:
+            raise ValueError("a predicate needs at least one comparison")
+        if self.tolerance is not None and "equals" not in self.model_fields_set:
+            raise ValueError("'tolerance' applies to 'equals' only")
+        return self
+
+
+class Assertion(Predicate):
+    """One assertion over a getter result.
+
+    ``path`` is dotted, ``*`` matches every key/index at that level (``global.peers.*.is_up``).
+    Without a quantifier the predicate applies to the single value at ``path``; with
+    ``all``/``any`` it applies to every value matched; ``count`` compares how many values
+    matched (or the length of the collection at ``path``) with a predicate.
+    """
+
+    path: str = ""
+    all: Predicate | None = None
+    any: Predicate | None = None
+    count: Predicate | None = None
+    message: str | None = Field(default=None, description="shown when the assertion fails")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Assertion:
+        own = self.model_fields_set - {"path", "message", "all", "any", "count"}
+        quantifiers = [q for q in ("all", "any", "count") if q in self.model_fields_set]
+        if len(quantifiers) > 1:
+            raise ValueError(f"use one of all/any/count, not {', '.join(quantifiers)}")
+        if quantifiers and own:
+            raise ValueError(f"put comparisons inside '{quantifiers[0]}', not beside it")
+        if not quantifiers and not own:
+            raise ValueError("an assertion needs a comparison or one of all/any/count")
+        return self
+
+
+# --- steps ----------------------------------------------------------------------------
+
+OnFailure = Literal["rollback", "continue", "stop"]
+Vantage = Annotated[
+    str,
+    Field(
+        description=(
+            "where a check/command/probe runs from: 'local' (this host), 'netns:NAME' "
+            "(a Linux network namespace), or 'lab:LABDIR:NODE' (a node of a drill lab)"
+        )
+    ),
+]
+
+
+class CheckSpec(Strict):
+    """What to read and what must hold. Used by check and wait_until steps and as a
+    config step's ``check``."""
+
+    getter: str | None = Field(
+        default=None, description="NAPALM getter name, e.g. get_bgp_neighbors, or 'cli'"
+    )
+    args: dict[str, Any] = Field(default_factory=dict, description="getter keyword arguments")
+    commands: list[str] | None = Field(
+        default=None, description="for getter 'cli': commands whose JSON output is checked"
+    )
+    http: str | None = Field(default=None, description="URL fetched from the vantage point")
+    traceroute: str | None = Field(
+        default=None, description="destination traced from the vantage point"
+    )
+    from_: Vantage | None = Field(default=None, alias="from")
+    assert_: list[Assertion] = Field(default_factory=list, alias="assert")
+    avoid_site: str | None = Field(
+        default=None,
+        description="traceroute only: fail when a hop belongs to a host with this 'site'",
+    )
+
+
+class StepBase(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    on: list[str] = Field(
+        default_factory=list, description="targets or host names; empty for local steps"
+    )
+    timeout: Duration | None = None
+    retries: int = Field(default=0, ge=0, le=100)
+    on_failure: OnFailure = "rollback"
+    when_mode: list[Literal["planned", "unplanned", "rehearsal"]] | None = Field(
+        default=None, description="run only in these modes"
+    )
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class ConfirmSpec(Strict):
+    timeout: Duration
+
+
+class ConfigStep(StepBase):
+    kind: Literal["config"]
+    mode: Literal["merge", "replace"] = "merge"
+    config: str | None = Field(default=None, description="inline config (Jinja2 template)")
+    template: str | None = Field(default=None, description="template file, relative to runbook")
+    rollback: Literal["auto", "none"] | list[Step] = "auto"
+    batch: int | None = Field(default=None, ge=1)
+    check: CheckSpec | None = None
+    confirm: ConfirmSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ConfigStep:
+        if (self.config is None) == (self.template is None):
+            raise ValueError("a config step needs exactly one of 'config' or 'template'")
+        return self
+
+
+class CheckStep(StepBase, CheckSpec):
+    kind: Literal["check"]
+
+
+class WaitUntilStep(StepBase, CheckSpec):
+    kind: Literal["wait_until"]
+    interval: Duration = Field(default_factory=lambda: Duration.parse("1s"))
+    timeout: Duration = Field(default_factory=lambda: Duration.parse("60s"))
+
+
+class ValidateStep(StepBase):
+    kind: Literal["validate"]
+    file: str = Field(description="NAPALM validation file, relative to the runbook")
+
+
+class PauseStep(StepBase):
+    kind: Literal["pause"]
+    duration: Duration
+
+
+class ApprovalStep(StepBase):
+    kind: Literal["approval"]
+    prompt: str = "Continue?"
+
+
+class CommandStep(StepBase):
+    kind: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    from_: Vantage | None = Field(default=None, alias="from")
+    read_only: bool = Field(default=False, description="runs in dry-run too")
+    rollback: Literal["none"] | list[Step] = "none"
+
+
+Step = Annotated[
+    ConfigStep | CheckStep | WaitUntilStep | ValidateStep | PauseStep | ApprovalStep | CommandStep,
+    Field(discriminator="kind"),
+]
+STEP_KINDS = ("config", "check", "wait_until", "validate", "pause", "approval", "command")
+
+# --- probes ---------------------------------------------------------------------------
+
+
+class PacketProbe(Strict):
+    name: str
+    kind: Literal["packet"]
+    target: str = Field(description="destination address")
+    protocol: Literal["icmp", "udp"] = "icmp"
+    port: int | None = None
+    rate: int = Field(default=1000, ge=1, le=20000, description="packets per second")
+    from_: Vantage = Field(default="local", alias="from")
+    max_loss: int | None = Field(default=None, ge=0, description="packets; exceeding it fails")
+    max_gap: Duration | None = None
+
+
+class ServiceProbe(Strict):
+    name: str
+    kind: Literal["service"]
+    url: str
+    rate: int = Field(default=20, ge=1, le=1000, description="requests per second")
+    timeout: Duration = Field(default_factory=lambda: Duration.parse("1s"))
+    from_: Vantage = Field(default="local", alias="from")
+    max_loss: int | None = Field(default=None, ge=0, description="failed requests")
+    max_gap: Duration | None = None
+
+
+Probe = Annotated[PacketProbe | ServiceProbe, Field(discriminator="kind")]
+
+# --- the runbook ----------------------------------------------------------------------
+
+
+class TargetSelector(Strict):
+    """Hosts selected by name, group, or inventory data; all given criteria must match."""
+
+    hosts: list[str] | None = None
+    groups: list[str] | None = None
+    data: dict[str, Any] | None = Field(default=None, description="e.g. {site: dc1, role: edge}")
+
+
+class Runbook(Strict):
+    api_version: Literal["drill/v1"] = Field(alias="apiVersion")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    owner: str = ""
+    rto: Duration | None = None
+    mode: Literal["planned", "unplanned", "rehearsal"] = "planned"
+    inventory: str | None = Field(
+        default=None, description="nornir config file or SimpleInventory dir, relative"
+    )
+    targets: dict[str, TargetSelector] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    probes: list[Probe] = Field(default_factory=list)
+    prechecks: list[Step] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    postchecks: list[Step] = Field(default_factory=list)
+
+
+ConfigStep.model_rebuild()
+CommandStep.model_rebuild()
+Runbook.model_rebuild()
