@@ -1,0 +1,106 @@
+"""What a run produced: the engine fills these, the journal, console, report and JUnit read
+them. Plain dataclasses so every observer sees the same facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    PRECHECK = "precheck"
+    STEP = "step"
+    POSTCHECK = "postcheck"
+    ROLLBACK = "rollback"
+    VERIFY = "verify"
+
+
+class StepStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    PRECHECK_FAILED = "precheck_failed"
+    STOPPED = "stopped"
+    DRY_RUN = "dry_run"
+    DRY_RUN_FAILED = "dry_run_failed"
+
+
+@dataclass
+class HostResult:
+    changed: bool = False
+    diff: str = ""  # already masked: never holds secrets
+    failed: bool = False
+    error: str | None = None
+
+
+@dataclass
+class StepRecord:
+    name: str
+    kind: str
+    phase: Phase
+    status: StepStatus = StepStatus.OK
+    started: datetime | None = None
+    ended: datetime | None = None
+    hosts: dict[str, HostResult] = field(default_factory=dict)
+    message: str | None = None  # why it failed / was skipped, for people
+
+
+@dataclass
+class RestoreResult:
+    exact: bool
+    diff: str = ""  # snapshot vs running after rollback, masked; empty when exact
+
+
+@dataclass
+class Outage:
+    """A run of lost probe packets/requests, in wall-clock seconds since the epoch."""
+
+    start: float  # send time of the last packet that got through before the losses
+    end: float  # send time of the first packet that got through after them
+    lost: int
+
+    def gap_ms(self, interval_s: float) -> float:
+        return max(0.0, (self.end - self.start - interval_s) * 1000.0)
+
+
+@dataclass
+class ProbeResult:
+    name: str
+    kind: str  # "packet" | "service"
+    rate: float
+    sent: int
+    lost: int
+    max_gap_ms: float
+    outages: list[Outage] = field(default_factory=list)
+    by_step: dict[str, dict[str, float]] = field(default_factory=dict)  # {step: {lost, max_gap_ms}}
+    backends: dict[str, int] = field(default_factory=dict)  # service probe: answers per backend
+    error: str | None = None
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    runbook_name: str
+    runbook_path: str
+    runbook_sha256: str
+    mode: str
+    dry_run: bool
+    operator: str
+    change_id: str | None
+    started: datetime
+    ended: datetime | None = None
+    outcome: Outcome | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    restore: dict[str, RestoreResult] = field(default_factory=dict)
+    probes: list[ProbeResult] = field(default_factory=list)
+    rto_target_s: float | None = None
+    host_key_policy: str = "strict"
+    notes: list[str] = field(default_factory=list)  # loud warnings: what is left changed, etc.
