@@ -1,0 +1,111 @@
+"""The probe agent process: ``python -m drill.probes.agent packet|service|udp-echo ...``.
+
+The orchestrator starts it inside the vantage point (``ip netns exec NAME ...``) and reads
+JSON lines from its stdout (drill/probes/wire.py). It stops when its stdin closes (so it never
+outlives the orchestrator) or on SIGTERM/SIGINT, then prints its result line and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+from types import FrameType
+
+from drill.probes import wire
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m drill.probes.agent")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    packet = sub.add_parser("packet", help="ICMP echo or UDP echo probe")
+    packet.add_argument("--target", required=True)
+    packet.add_argument("--rate", type=float, required=True, help="packets per second")
+    packet.add_argument("--protocol", choices=("icmp", "udp"), default="icmp")
+    packet.add_argument("--port", type=int, help="UDP echo port")
+    packet.add_argument("--grace", type=float, default=1.0, help="later replies are lost")
+    service = sub.add_parser("service", help="HTTP request loop")
+    service.add_argument("--url", required=True)
+    service.add_argument("--rate", type=float, required=True, help="requests per second")
+    service.add_argument("--timeout", type=float, default=1.0, help="seconds per request")
+    echo = sub.add_parser("udp-echo", help="UDP echo server for udp packet probes")
+    echo.add_argument("--port", type=int, required=True)
+    echo.add_argument("--bind", default="::", help="address to listen on")
+    return parser
+
+
+class _Output:
+    """Serializes message lines; stdout is the protocol channel, logs go to stderr."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __call__(self, message: wire.Message) -> None:
+        with self._lock:
+            sys.stdout.write(wire.encode(message) + "\n")
+            sys.stdout.flush()
+
+
+def _stop_on_eof_or_signal(stop: threading.Event) -> None:
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def watch_stdin() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        stop.set()
+
+    threading.Thread(target=watch_stdin, name="stdin", daemon=True).start()
+
+
+def _udp_echo(bind: str, port: int, stop: threading.Event) -> None:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((bind, port))
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            sock.sendto(data, peer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    emit = _Output()
+    stop = threading.Event()
+    _stop_on_eof_or_signal(stop)
+    try:
+        if args.mode == "packet":
+            from drill.probes.packet import PacketAgent, PacketOptions
+
+            options = PacketOptions(args.target, args.rate, args.protocol, args.port, args.grace)
+            PacketAgent(options).run(stop, emit)
+        elif args.mode == "service":
+            from drill.probes.service import ServiceAgent, ServiceOptions
+
+            ServiceAgent(ServiceOptions(args.url, args.rate, args.timeout)).run(stop, emit)
+        else:
+            emit(wire.Ready(started=time.time()))
+            _udp_echo(args.bind, args.port, stop)
+    except (OSError, ValueError) as exc:
+        emit(wire.Error(f"{args.mode} agent: {exc}"))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
