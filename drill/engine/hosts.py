@@ -1,0 +1,97 @@
+"""Fan a per-host function out over nornir's runner and turn results into HostResults.
+
+Failures are recorded, never raised: a host whose function raises gets a failed
+HostResult with the (masked) error, its cached connection is dropped (nornir never checks
+liveness, so a broken session would fail every later step), and nornir's shared
+``failed_hosts`` is reset so later steps and the rollback still reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import napalm
+from nornir.core.inventory import Host
+from nornir.core.task import Result, Task
+
+from drill.engine.context import StepContext
+from drill.engine.records import HostResult
+from drill.secrets import mask_secrets
+
+log = logging.getLogger(__name__)
+
+HostFn = Callable[[Task], HostResult]
+CONNECTION = "napalm"
+
+
+def device(task: Task) -> Any:
+    """The host's cached NAPALM connection (opened on first use)."""
+    return task.host.get_connection(CONNECTION, task.nornir.config)
+
+
+def fresh_device(host: Host) -> Any:
+    """A NEW NAPALM connection, outside nornir's cache (commit-confirm checks must prove
+    the device is still reachable, not reuse a session opened before the change)."""
+    params = host.get_connection_parameters(CONNECTION)
+    extras = dict(params.extras or {})
+    optional = dict(extras.pop("optional_args", {}) or {})
+    if params.port and "port" not in optional:
+        optional["port"] = params.port
+    driver = napalm.get_network_driver(params.platform)
+    dev = driver(
+        hostname=params.hostname,
+        username=params.username,
+        password=params.password,
+        optional_args=optional,
+        **extras,
+    )
+    dev.open()
+    return dev
+
+
+def describe(exc: BaseException | None, fallback: str = "") -> str:
+    if exc is None:
+        return fallback.strip().splitlines()[-1] if fallback.strip() else "failed"
+    # NornirSubTaskError wraps the real error; show the device's own words.
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def run_per_host(
+    ctx: StepContext, hosts: list[str], fn: HostFn, name: str
+) -> dict[str, HostResult]:
+    if not hosts:
+        return {}
+    wanted = set(hosts)
+    subset = ctx.nr.filter(filter_func=lambda h: h.name in wanted)
+    missing = wanted - set(subset.inventory.hosts)
+    results: dict[str, HostResult] = {
+        h: HostResult(failed=True, error="not in the inventory") for h in sorted(missing)
+    }
+
+    def task(task: Task) -> Result:
+        return Result(host=task.host, result=fn(task))
+
+    try:
+        aggregated = subset.run(task=task, name=name)
+    finally:
+        ctx.nr.data.reset_failed_hosts()
+    for host_name, multi in aggregated.items():
+        first = multi[0]
+        if first.failed or not isinstance(first.result, HostResult):
+            error = mask_secrets(describe(first.exception, str(first.result)), ctx.secrets)
+            results[host_name] = HostResult(failed=True, error=error)
+            drop_connection(ctx.nr.inventory.hosts[host_name])
+        else:
+            results[host_name] = first.result
+    return {h: results[h] for h in hosts if h in results}
+
+
+def drop_connection(host: Host) -> None:
+    try:
+        host.close_connection(CONNECTION)
+    except Exception:
+        log.debug("closing %s's connection failed", host.name, exc_info=True)
+        host.connections.pop(CONNECTION, None)

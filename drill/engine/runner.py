@@ -1,0 +1,440 @@
+"""The step runner: drives the lifecycle through prechecks, steps, postchecks, rollback and
+verification, journaling every transition and host result as it happens."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from nornir.core import Nornir
+
+from drill.engine import probes as probe_glue
+from drill.engine import restore
+from drill.engine.context import LoadedRunbookLike, RunOptions, StepContext
+from drill.engine.events import (
+    EventBus,
+    HostDone,
+    Note,
+    Observer,
+    RestoreChecked,
+    RunEnded,
+    RunStarted,
+    StateChanged,
+    StepEnded,
+    StepStarted,
+)
+from drill.engine.journal import Journal
+from drill.engine.machine import OUTCOME_OF, Lifecycle, State, Trigger
+from drill.engine.records import HostResult, Phase, RunRecord, StepRecord, StepStatus
+from drill.engine.rollback import Executed, actions_for, skipped_note
+from drill.engine.rundir import RunDir, make_run_id
+from drill.errors import DrillError
+from drill.runbook.model import CommandStep, ConfigStep, StepBase
+from drill.steps import HANDLERS
+from drill.steps.base import StepOutcome
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM during a run: the engine rolls back."""
+
+
+@dataclass
+class EngineConfig:
+    state_base: Path | None = None  # None: $DRILL_STATE_DIR or ~/.local/state/drill
+    handle_signals: bool = True
+
+
+@dataclass
+class _Progress:
+    executed: list[Executed] = field(default_factory=list)
+    snapshots: dict[str, Path] = field(default_factory=dict)
+
+
+def inventory_secrets(nr: Nornir) -> tuple[str, ...]:
+    found: set[str] = set()
+    for host in nr.inventory.hosts.values():
+        if host.password:
+            found.add(host.password)
+        params = host.get_connection_parameters("napalm")
+        if params.password:
+            found.add(params.password)
+    return tuple(sorted(found))
+
+
+def config_hosts(runbook: LoadedRunbookLike) -> list[str]:
+    """Every host a config step of ``steps`` (or one of their rollback steps) may touch."""
+    hosts: list[str] = []
+
+    def visit(steps: Sequence[StepBase]) -> None:
+        for step in steps:
+            if isinstance(step, ConfigStep):
+                hosts.extend(runbook.hosts_for(step))
+                if isinstance(step.rollback, list):
+                    visit(step.rollback)
+            elif isinstance(step, CommandStep) and isinstance(step.rollback, list):
+                visit(step.rollback)
+
+    visit(list(runbook.model.steps))
+    return list(dict.fromkeys(hosts))
+
+
+class Engine:
+    """Runs one runbook once. ``run()`` returns the filled RunRecord; it never raises for a
+    failing drill (that is an outcome), only for bugs and unusable run directories."""
+
+    def __init__(
+        self,
+        runbook: LoadedRunbookLike,
+        nr: Nornir,
+        options: RunOptions,
+        observers: list[Observer] | None = None,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.runbook = runbook
+        self.nr = nr
+        self.options = options
+        self.config = config or EngineConfig()
+        model = runbook.model
+        self.run_id = make_run_id(model.name)
+        self.rundir = RunDir.create(self.run_id, self.config.state_base)
+        self.record = RunRecord(
+            run_id=self.run_id,
+            runbook_name=model.name,
+            runbook_path=str(runbook.path),
+            runbook_sha256=runbook.sha256,
+            mode=model.mode,
+            dry_run=options.dry_run,
+            operator=options.operator or _operator(),
+            change_id=options.change_id,
+            started=datetime.now(UTC),
+            rto_target_s=float(model.rto) if model.rto is not None else None,
+        )
+        self.rundir.save_runbook(runbook.text)
+        secrets = inventory_secrets(nr)
+        self.journal = Journal(self.rundir.journal_path, secrets)
+        self.bus = EventBus([self.journal, *(observers or [])])
+        self.lifecycle = Lifecycle([self._state_changed])
+        self.ctx = StepContext(
+            nr=nr,
+            runbook=runbook,
+            options=options,
+            bus=self.bus,
+            rundir=self.rundir,
+            secrets=secrets,
+        )
+        self.progress = _Progress()
+        self.probes = probe_glue.Probes(model.probes)
+        self._rolling_back = False
+
+    # --- the run ----------------------------------------------------------------------
+
+    def run(self) -> RunRecord:
+        hosts = sorted({h for s in self._all_steps() for h in self.ctx.hosts_for(s)})
+        self.bus.emit(RunStarted(self.record, str(self.rundir.path), hosts))
+        try:
+            with self._signals():
+                self.lifecycle.fire(Trigger.START)
+                try:
+                    self._drive()
+                finally:
+                    self.record.probes = self.probes.stop(self.record.steps)
+        finally:
+            self.record.ended = datetime.now(UTC)
+            if self.lifecycle.state in OUTCOME_OF:
+                self.record.outcome = OUTCOME_OF[self.lifecycle.state]
+            self.bus.emit(RunEnded(self.record, {"state": self.lifecycle.state.value}))
+            self.journal.close()
+            self.nr.close_connections(on_good=True, on_failed=True)
+        return self.record
+
+    def _drive(self) -> None:
+        try:
+            self.probes.start()
+        except DrillError as exc:
+            self._note(f"cannot start the probes: {exc}")
+            self.lifecycle.fire(Trigger.PRECHECKS_FAILED)
+            return
+        try:
+            if not self._prechecks():
+                self.lifecycle.fire(Trigger.PRECHECKS_FAILED)
+                return
+        except Interrupted:
+            self._note("interrupted during prechecks; nothing was changed")
+            self.lifecycle.fire(Trigger.ABORT)
+            return
+        self.lifecycle.fire(Trigger.PRECHECKS_PASSED)
+        if self.options.dry_run:
+            self._dry_run()
+            return
+        try:
+            verdict = self._execute()
+        except Interrupted:
+            self._note("interrupted by the operator: rolling back")
+            self.lifecycle.fire(Trigger.ABORT)
+            verdict = Trigger.ABORT
+        if verdict is Trigger.STOP:
+            self._note("stopped on purpose: changes so far are left in place")
+            self.lifecycle.fire(Trigger.STOP)
+            return
+        if verdict is not None:
+            self._rollback()
+
+    def _prechecks(self) -> bool:
+        if not self.options.dry_run:
+            touched = config_hosts(self.runbook)
+            if touched and not self._snapshot(touched):
+                return False
+        return self._run_all(self.runbook.model.prechecks, Phase.PRECHECK)
+
+    def _snapshot(self, hosts: list[str]) -> bool:
+        rec = StepRecord("snapshot running configs", "snapshot", Phase.PRECHECK)
+        with self._step_scope("precheck:snapshot", rec, hosts):
+            paths, results = restore.snapshot(self.ctx, hosts)
+            self.progress.snapshots = paths
+            self._apply(rec, StepOutcome.from_hosts(results, "cannot snapshot"))
+        return rec.status is StepStatus.OK
+
+    def _run_all(self, steps: Sequence[StepBase], phase: Phase) -> bool:
+        """Every step of a check phase runs, so one report shows all that is wrong."""
+        ok = True
+        for index, step in enumerate(steps):
+            rec = self._run_step(step, phase, index)
+            ok = ok and rec.status is not StepStatus.FAILED
+        return ok
+
+    def _execute(self) -> Trigger | None:
+        """Run ``steps``; returns the trigger that ends execution badly, or None when the
+        postchecks pass."""
+        for index, step in enumerate(self.runbook.model.steps):
+            key = _key(Phase.STEP, index, step)
+            rec = StepRecord(step.name, step.kind, Phase.STEP)
+            self.progress.executed.append(Executed(key, step, rec))
+            self._run_step(step, Phase.STEP, index, rec)
+            if rec.status is not StepStatus.FAILED:
+                continue
+            if step.on_failure == "continue":
+                self._note(f"step {step.name!r} failed; continuing (on_failure: continue)")
+                continue
+            if step.on_failure == "stop":
+                return Trigger.STOP
+            self.lifecycle.fire(Trigger.STEP_FAILED)
+            return Trigger.STEP_FAILED
+        self.lifecycle.fire(Trigger.STEPS_DONE)
+        passed = self._run_all(self.runbook.model.postchecks, Phase.POSTCHECK)
+        # The interruption is part of the verdict: a probe over its limit fails the drill.
+        self.record.probes = self.probes.stop(self.record.steps)
+        for problem in self.probes.problems:
+            self._note(problem)
+        if passed and not self.probes.problems:
+            self.lifecycle.fire(Trigger.POSTCHECKS_PASSED)
+            return None
+        self.lifecycle.fire(Trigger.POSTCHECKS_FAILED)
+        return Trigger.POSTCHECKS_FAILED
+
+    def _dry_run(self) -> None:
+        ok = True
+        for index, step in enumerate(self.runbook.model.steps):
+            runs = isinstance(step, ConfigStep) or (
+                isinstance(step, CommandStep) and step.read_only
+            )
+            if runs:
+                rec = self._run_step(step, Phase.STEP, index)
+                ok = ok and rec.status is not StepStatus.FAILED
+            else:
+                self._skip(step, Phase.STEP, index, "dry-run: listed, not run")
+        for index, step in enumerate(self.runbook.model.postchecks):
+            self._skip(step, Phase.POSTCHECK, index, "dry-run: listed, not run")
+        self.lifecycle.fire(Trigger.DRY_RUN_DONE if ok else Trigger.DRY_RUN_FAILED)
+
+    # --- rollback -------------------------------------------------------------------
+
+    def _rollback(self) -> None:
+        self._rolling_back = True
+        # nornir's failed_hosts is shared by every filtered copy, and cached sessions may
+        # have died with the change: start the rollback from clean, fresh connections.
+        self.nr.data.reset_failed_hosts()
+        self.nr.close_connections(on_good=True, on_failed=True)
+        self.ctx.abort.clear()
+        failed = False
+        for done in reversed(self.progress.executed):
+            changed = self.ctx.changes.changed_hosts(done.key)
+            note = skipped_note(done, changed)
+            if note:
+                self._note(note)
+            actions = actions_for(done, changed, self.runbook.hosts_for, self._handler)
+            for number, action in enumerate(actions):
+                rec = StepRecord(action.name, action.kind, Phase.ROLLBACK)
+                key = f"rollback:{done.key}:{number}"
+                with self._step_scope(key, rec, action.hosts):
+                    self._apply(rec, self._attempt(lambda a=action: a.run(self.ctx), rec))
+                failed = failed or rec.status is StepStatus.FAILED
+        verified = self._run_all(self.runbook.model.prechecks, Phase.VERIFY)
+        exact = self._prove_restore()
+        if failed:
+            self._note("a rollback step failed: operator action needed")
+        if not verified:
+            self._note("prechecks fail after the rollback: operator action needed")
+        if not exact:
+            self._note("not every host is back to its snapshot: operator action needed")
+        done_ok = not failed and verified and exact
+        self.lifecycle.fire(Trigger.ROLLBACK_DONE if done_ok else Trigger.ROLLBACK_FAILED)
+
+    def _prove_restore(self) -> bool:
+        touched = self.ctx.changes.touched_hosts()
+        if not touched:
+            return True
+        proofs = restore.compare(self.ctx, self.progress.snapshots, touched)
+        for host, proof in proofs.items():
+            self.record.restore[host] = proof
+            self.bus.emit(RestoreChecked(host, proof))
+        return all(p.exact for p in proofs.values())
+
+    # --- one step ------------------------------------------------------------------
+
+    def _handler(self, step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
+        return HANDLERS[step.kind](step, ctx, hosts)  # type: ignore[attr-defined]
+
+    def _run_step(
+        self, step: StepBase, phase: Phase, index: int, rec: StepRecord | None = None
+    ) -> StepRecord:
+        rec = rec or StepRecord(step.name, step.kind, phase)  # type: ignore[attr-defined]
+        rec.phase = phase
+        key = _key(phase, index, step)
+        if step.when_mode is not None and self.runbook.model.mode not in step.when_mode:
+            return self._skip(step, phase, index, f"not in mode {self.runbook.model.mode}", rec)
+        hosts = self.ctx.hosts_for(step)
+        with self._step_scope(key, rec, hosts):
+            self.ctx.key = key
+            attempt = lambda: self._handler(step, self.ctx, hosts)  # noqa: E731
+            self._apply(
+                rec, self._attempt(attempt, rec, retries=step.retries, hosts=hosts, step=step)
+            )
+        return rec
+
+    def _attempt(
+        self,
+        call: object,
+        rec: StepRecord,
+        retries: int = 0,
+        hosts: list[str] | None = None,
+        step: StepBase | None = None,
+    ) -> StepOutcome:
+        """Run a step; retry up to ``retries`` times, each time only on the hosts that failed."""
+        assert callable(call)
+        try:
+            outcome: StepOutcome = call()
+        except Interrupted:
+            raise
+        except Exception as exc:
+            log.debug("step %s raised", rec.name, exc_info=True)
+            outcome = StepOutcome.failed(f"{type(exc).__name__}: {exc}")
+        tries = 1
+        while not outcome.ok and tries <= retries and step is not None:
+            tries += 1
+            failing = [h for h in (hosts or []) if outcome.hosts.get(h, HostResult()).failed]
+            again = self._handler(step, self.ctx, failing or list(hosts or []))
+            outcome.hosts.update(again.hosts)
+            outcome.status = again.status
+            outcome.message = again.message
+            if again.ok:
+                outcome = StepOutcome.from_hosts(outcome.hosts)
+        if tries > 1:
+            suffix = f" (after {tries} attempts)"
+            outcome.message = (outcome.message or "ok") + suffix
+        return outcome
+
+    def _apply(self, rec: StepRecord, outcome: StepOutcome) -> None:
+        rec.status = outcome.status
+        rec.hosts.update(outcome.hosts)
+        rec.message = outcome.message
+
+    def _skip(
+        self, step: StepBase, phase: Phase, index: int, why: str, rec: StepRecord | None = None
+    ) -> StepRecord:
+        rec = rec or StepRecord(step.name, step.kind, phase)  # type: ignore[attr-defined]
+        rec.status, rec.message = StepStatus.SKIPPED, why
+        with self._step_scope(_key(phase, index, step), rec, self.ctx.hosts_for(step)):
+            pass
+        rec.status, rec.message = StepStatus.SKIPPED, why
+        return rec
+
+    @contextlib.contextmanager
+    def _step_scope(self, key: str, rec: StepRecord, hosts: list[str]) -> Iterator[None]:
+        """Journal the step BEFORE it runs and its end in ``finally``: an interrupted step
+        stays visible as ``interrupted``."""
+        rec.started = datetime.now(UTC)
+        self.record.steps.append(rec)
+        self.bus.emit(StepStarted(key, rec, hosts, self.options.dry_run))
+        started = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            rec.status = StepStatus.INTERRUPTED
+            rec.message = rec.message or "interrupted"
+            raise
+        finally:
+            rec.ended = datetime.now(UTC)
+            log.debug("step %s took %.3fs", key, time.monotonic() - started)
+            for host, result in rec.hosts.items():
+                self.bus.emit(HostDone(key, rec, host, result))
+            self.bus.emit(StepEnded(key, rec))
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _all_steps(self) -> list[StepBase]:
+        model = self.runbook.model
+        return [*model.prechecks, *model.steps, *model.postchecks]
+
+    def _state_changed(self, source: State, dest: State, trigger: Trigger) -> None:
+        self.bus.emit(StateChanged(source.value, dest.value, trigger.value))
+
+    def _note(self, text: str) -> None:
+        self.record.notes.append(text)
+        self.bus.emit(Note(text))
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM raise :class:`Interrupted` in the main thread (so the engine rolls
+        back); during the rollback itself they are refused, loudly."""
+        if (
+            not self.config.handle_signals
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            yield
+            return
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self._rolling_back:
+                log.warning("signal %s ignored: the rollback is running", signum)
+                return
+            self.ctx.abort.set()
+            raise Interrupted(signal.Signals(signum).name)
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def _key(phase: Phase, index: int, step: StepBase) -> str:
+    return f"{phase.value}:{index + 1}:{step.name}"
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

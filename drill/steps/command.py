@@ -1,0 +1,36 @@
+"""``command`` steps: a local process (argv list, explicit environment, timeout), optionally
+from a vantage point. ``read_only: true`` commands also run in dry-run."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+
+from drill.engine.context import StepContext
+from drill.engine.records import HostResult
+from drill.runbook.model import CommandStep, StepBase
+from drill.secrets import mask_secrets
+from drill.steps import vantage
+from drill.steps.base import StepOutcome
+
+log = logging.getLogger(__name__)
+MAX_OUTPUT = 4000
+
+
+def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
+    assert isinstance(step, CommandStep)
+    where = step.from_ or "local"
+    cwd = str(ctx.runbook.path.parent / step.cwd) if step.cwd else str(ctx.runbook.path.parent)
+    timeout = float(step.timeout) if step.timeout else None
+    try:
+        proc = vantage.run(step.argv, step.from_, timeout=timeout, env=step.env, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        return StepOutcome.failed(f"{where}: {step.argv[0]} timed out after {timeout:g}s")
+    except OSError as exc:
+        return StepOutcome.failed(f"{where}: cannot run {step.argv[0]}: {exc}")
+    output = mask_secrets((proc.stdout + proc.stderr)[-MAX_OUTPUT:], ctx.secrets)
+    result = HostResult(changed=not step.read_only, diff=output)
+    if proc.returncode != 0:
+        result.failed = True
+        result.error = f"{where}: {step.argv[0]} exited {proc.returncode}: {output.strip()}"
+    return StepOutcome.from_hosts({where: result})

@@ -1,0 +1,18 @@
+"""``pause`` steps: wait a fixed time (only where no condition can be polled)."""
+
+from __future__ import annotations
+
+import logging
+
+from drill.engine.context import StepContext
+from drill.runbook.model import PauseStep, StepBase
+from drill.steps.base import StepOutcome
+
+log = logging.getLogger(__name__)
+
+
+def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
+    assert isinstance(step, PauseStep)
+    if ctx.abort.wait(float(step.duration)):
+        return StepOutcome.failed("aborted during pause")
+    return StepOutcome(message=f"paused {step.duration}")
