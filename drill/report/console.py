@@ -20,7 +20,24 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from drill.engine.records import HostResult, Outcome, RunRecord, StepRecord, StepStatus
+from drill.engine.events import (
+    Event,
+    HostDone,
+    Note,
+    RestoreChecked,
+    SnapshotTaken,
+    StateChanged,
+    StepEnded,
+    StepStarted,
+)
+from drill.engine.records import (
+    HostResult,
+    Outcome,
+    RestoreResult,
+    RunRecord,
+    StepRecord,
+    StepStatus,
+)
 from drill.report.facts import (
     exit_code_for,
     measured_rto_s,
@@ -90,6 +107,28 @@ class ConsoleObserver:
 
     # --- live events ------------------------------------------------------------------
 
+    def notify(self, event: Event) -> None:
+        """The engine's Observer protocol (drill.engine.events.EventBus): routes each event
+        to the method below. The summary is not printed here: the CLI calls
+        :meth:`summary` once it has written the report, so it can name the files."""
+        match event:
+            case StepStarted(record=step):
+                self.step_started(step)
+            case HostDone(step=step, host=host, result=result):
+                self.host_result(step, host, result)
+            case StepEnded(record=step):
+                self.step_ended(step)
+            case StateChanged(source=old, dest=new):
+                self.state_changed(old, new)
+            case Note(text=text):
+                self.note(text)
+            case RestoreChecked(host=host, result=restore):
+                self.restore_checked(host, restore)
+            case SnapshotTaken(host=host, error=error) if error:
+                self.note(f"{host}: no snapshot before the drill: {error}")
+            case _:
+                log.debug("console ignores %s", event.kind)
+
     def step_started(self, step: StepRecord) -> None:
         line = Text(f"{_clock(step.started)} ", style="dim")
         line.append(f"{step.phase.value:<9} ", style="cyan")
@@ -131,6 +170,16 @@ class ConsoleObserver:
 
     def note(self, message: str) -> None:
         self._print(Text(f"NOTE: {self._mask(message)}", style="bold yellow"))
+
+    def restore_checked(self, host: str, result: RestoreResult) -> None:
+        line = Text(f"{_clock(None)} restore   ", style="dim")
+        line.append(self._mask(host), style="bold")
+        if result.exact:
+            line.append("  exact", style="green")
+            self._print(line)
+            return
+        line.append("  NOT EXACT: running config differs from the snapshot", style="bold red")
+        self._print(line, *self._diff_lines(result.diff))
 
     # --- the end ----------------------------------------------------------------------
 

@@ -16,6 +16,17 @@ import pytest
 from rich.console import Console
 
 import drill
+from drill.engine.events import (
+    EventBus,
+    HostDone,
+    Note,
+    RestoreChecked,
+    RunEnded,
+    SnapshotTaken,
+    StateChanged,
+    StepEnded,
+    StepStarted,
+)
 from drill.engine.records import (
     HostResult,
     Outcome,
@@ -442,3 +453,26 @@ def test_json_summary_is_small_json_and_masked() -> None:
     ]
     assert summary["restore"] == {"r1": True, "r2": False}
     assert summary["rto"]["measured_s"] == 0.55
+
+
+def test_observer_plugs_into_the_engine_event_bus() -> None:
+    console, out = recording_console()
+    bus = EventBus([ConsoleObserver(console, secrets=["Lab-Pw-77"])])
+    record = example_record()
+    step = record.steps[2]
+    bus.emit(StateChanged("prechecks", "running", "prechecks_passed"))
+    bus.emit(StepStarted("step/traffic-via-dc2", step, ["r2"]))
+    bus.emit(HostDone("step/traffic-via-dc2", step, "r2", step.hosts["r2"]))
+    bus.emit(StepEnded("step/traffic-via-dc2", step))
+    bus.emit(SnapshotTaken("r3", "/run/x", error="timeout Lab-Pw-77"))
+    bus.emit(RestoreChecked("r2", record.restore["r2"]))
+    bus.emit(Note("r2 left changed"))
+    bus.emit(RunEnded(record))  # the CLI prints the summary itself
+    text = out.getvalue()
+    assert "prechecks -> running" in text
+    assert "traffic-via-dc2 (wait_until)" in text and "traffic-via-dc2 FAILED" in text
+    assert "r2  FAILED" in text
+    assert "NOTE: r3: no snapshot before the drill: timeout <redacted>" in text
+    assert "r2  NOT EXACT" in text and "password <redacted>" in text
+    assert "NOTE: r2 left changed" in text
+    assert "Outcome:" not in text
