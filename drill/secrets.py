@@ -50,6 +50,9 @@ class LineRule:
 
     name: str
     prefix: str  # a regex; everything it matches is kept verbatim
+    # Lower-case words of which the line must contain one: a rule whose words are absent is
+    # skipped, which makes masking a large config ~20x faster (most rules never apply).
+    needles: tuple[str, ...]
 
     def compile(self) -> re.Pattern[str]:
         return re.compile(rf"(?P<keep>{self.prefix}){_VALUE}", re.IGNORECASE | re.MULTILINE)
@@ -61,47 +64,95 @@ class LineRule:
 # `encrypted-password` (its own rule) out of the generic ones.
 _LINE_START = r"^[ \t+\-!>]*"  # indentation and unified-diff markers
 LINE_RULES: Final[tuple[LineRule, ...]] = (
-    LineRule("password", r"(?<![\w-])(?:password|passwd)[ \t]+" + _NOT_A_VALUE + _TYPE),
-    LineRule("secret", r"(?<![\w-])secret[ \t]+" + _NOT_A_VALUE + _TYPE),
+    LineRule(
+        "password",
+        needles=("password", "passwd"),
+        prefix=r"(?<![\w-])(?:password|passwd)[ \t]+" + _NOT_A_VALUE + _TYPE,
+    ),
+    LineRule(
+        "secret", needles=("secret",), prefix=r"(?<![\w-])secret[ \t]+" + _NOT_A_VALUE + _TYPE
+    ),
     LineRule(
         "key-value",
-        r"(?<![\w-])(?:password|passwd|passphrase|secret|token|api[_-]?key)['\"]?[ \t]*[:=][ \t]*",
+        needles=("password", "passwd", "passphrase", "secret", "token", "api"),
+        prefix=r"(?<![\w-])(?:password|passwd|passphrase|secret|token|api[_-]?key)"
+        r"['\"]?[ \t]*[:=][ \t]*",
     ),
-    LineRule("junos-encrypted-password", r"\bencrypted-password[ \t]+"),
-    LineRule("junos-plain-text-password", r"\bplain-text-password-value[ \t]+"),
-    LineRule("key-string", r"\bkey-string[ \t]+" + _TYPE),
-    LineRule("authentication-key", r"\bauthentication-key[ \t]+(?:[0-9]+[ \t]+md5[ \t]+)?"),
-    LineRule("ospf-md5", r"\bmessage-digest-key[ \t]+[0-9]+[ \t]+md5[ \t]+" + _TYPE),
+    LineRule(
+        "junos-encrypted-password",
+        needles=("encrypted-password",),
+        prefix=r"\bencrypted-password[ \t]+",
+    ),
+    LineRule(
+        "junos-plain-text-password",
+        needles=("plain-text-password-value",),
+        prefix=r"\bplain-text-password-value[ \t]+",
+    ),
+    LineRule("key-string", needles=("key-string",), prefix=r"\bkey-string[ \t]+" + _TYPE),
+    LineRule(
+        "authentication-key",
+        needles=("authentication-key",),
+        prefix=r"\bauthentication-key[ \t]+(?:[0-9]+[ \t]+md5[ \t]+)?",
+    ),
+    LineRule(
+        "ospf-md5",
+        needles=("message-digest-key",),
+        prefix=r"\bmessage-digest-key[ \t]+[0-9]+[ \t]+md5[ \t]+" + _TYPE,
+    ),
     LineRule(
         "ospf6-auth",
-        r"\bauthentication[ \t]+keyid[ \t]+[0-9]+[ \t]+hash-algo[ \t]+\S+[ \t]+key[ \t]+",
+        needles=("keyid",),
+        prefix=r"\bauthentication[ \t]+keyid[ \t]+[0-9]+[ \t]+hash-algo[ \t]+\S+[ \t]+key[ \t]+",
     ),
-    LineRule("isis-password", r"\b(?:area|domain)-password[ \t]+(?:clear|md5)[ \t]+"),
-    LineRule("rip-auth-string", r"\bauthentication[ \t]+string[ \t]+"),
-    LineRule("vrrp-auth-text", r"\bauthentication[ \t]+text[ \t]+"),
-    LineRule("snmp-community", r"\bsnmp-server[ \t]+community[ \t]+"),
+    LineRule(
+        "isis-password",
+        needles=("-password",),
+        prefix=r"\b(?:area|domain)-password[ \t]+(?:clear|md5)[ \t]+",
+    ),
+    LineRule(
+        "rip-auth-string", needles=("authentication",), prefix=r"\bauthentication[ \t]+string[ \t]+"
+    ),
+    LineRule(
+        "vrrp-auth-text", needles=("authentication",), prefix=r"\bauthentication[ \t]+text[ \t]+"
+    ),
+    LineRule(
+        "snmp-community", needles=("snmp-server",), prefix=r"\bsnmp-server[ \t]+community[ \t]+"
+    ),
     LineRule(
         "snmp-host-community",
-        r"\bsnmp-server[ \t]+host[ \t]+\S+(?:[ \t]+(?:informs|traps))?"
+        needles=("snmp-server",),
+        prefix=r"\bsnmp-server[ \t]+host[ \t]+\S+(?:[ \t]+(?:informs|traps))?"
         r"(?:[ \t]+version[ \t]+(?:1|2c))?[ \t]+",
     ),
-    LineRule("junos-snmp-community", r"(?:" + _LINE_START + r"|\bsnmp[ \t]+)community[ \t]+"),
+    LineRule(
+        "junos-snmp-community",
+        needles=("community",),
+        prefix=r"(?:" + _LINE_START + r"|\bsnmp[ \t]+)community[ \t]+",
+    ),
     LineRule(
         "pre-shared-key",
-        r"\bpre-shared-key[ \t]+(?:(?:ascii-text|hexadecimal|local|remote"
+        needles=("pre-shared-key",),
+        prefix=r"\bpre-shared-key[ \t]+(?:(?:ascii-text|hexadecimal|local|remote"
         r"|address[ \t]+\S+[ \t]+key)[ \t]+)?" + _TYPE,
     ),
-    LineRule("isakmp-key", r"\bcrypto[ \t]+isakmp[ \t]+key[ \t]+" + _TYPE),
+    LineRule(
+        "isakmp-key", needles=("isakmp",), prefix=r"\bcrypto[ \t]+isakmp[ \t]+key[ \t]+" + _TYPE
+    ),
     LineRule(
         "aaa-server-key",
-        r"\b(?:tacacs-server|radius-server)(?:[ \t]+host[ \t]+\S+)?[ \t]+key[ \t]+" + _TYPE,
+        needles=("tacacs-server", "radius-server"),
+        prefix=r"\b(?:tacacs-server|radius-server)(?:[ \t]+host[ \t]+\S+)?[ \t]+key[ \t]+" + _TYPE,
     ),
-    LineRule("typed-key", r"(?<![\w-])key[ \t]+[0-9][ \t]+"),
-    LineRule("wpa-psk", r"\bwpa-psk[ \t]+(?:ascii|hex)[ \t]+" + _TYPE),
-    LineRule("http-authorization", r"\bauthorization:[ \t]*(?:bearer|basic|token)[ \t]+"),
+    LineRule("typed-key", needles=("key",), prefix=r"(?<![\w-])key[ \t]+[0-9][ \t]+"),
+    LineRule("wpa-psk", needles=("wpa-psk",), prefix=r"\bwpa-psk[ \t]+(?:ascii|hex)[ \t]+" + _TYPE),
+    LineRule(
+        "http-authorization",
+        needles=("authorization",),
+        prefix=r"\bauthorization:[ \t]*(?:bearer|basic|token)[ \t]+",
+    ),
 )
 
-_COMPILED: Final = tuple(rule.compile() for rule in LINE_RULES)
+_COMPILED: Final = tuple((rule.needles, rule.compile()) for rule in LINE_RULES)
 # `scheme://user:password@host`: the password part only.
 _URL_USERINFO: Final = re.compile(r"(?P<keep>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I)
 # PEM private keys: the whole body goes.
@@ -130,10 +181,15 @@ def mask_lines(text: str) -> str:
     >>> mask_lines("no neighbor 198.51.100.1 password")
     'no neighbor 198.51.100.1 password'
     """
-    for pattern in _COMPILED:
-        text = pattern.sub(_mask_match, text)
-    text = _URL_USERINFO.sub(lambda m: f"{m.group('keep')}{REDACTED}@", text)
-    return _PEM_KEY.sub(lambda m: f"{m.group('keep')}\n{REDACTED}\n", text)
+    lowered = text.lower()  # masking only removes needles, never adds one: compute once
+    for needles, pattern in _COMPILED:
+        if any(needle in lowered for needle in needles):
+            text = pattern.sub(_mask_match, text)
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: f"{m.group('keep')}{REDACTED}@", text)
+    if "PRIVATE KEY-----" in text:
+        text = _PEM_KEY.sub(lambda m: f"{m.group('keep')}\n{REDACTED}\n", text)
+    return text
 
 
 def mask_literals(text: str, secrets: Iterable[str]) -> str:

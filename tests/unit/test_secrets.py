@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drill.secrets import (
+    LINE_RULES,
     REDACTED,
     Secret,
     is_secret_key,
@@ -96,6 +97,11 @@ MASKED = [
         'set system root-authentication encrypted-password "$6$a$b"',
         'set system root-authentication encrypted-password "<redacted>"',
     ),
+    (
+        'set system login user ops authentication plain-text-password-value "pw1"',
+        'set system login user ops authentication plain-text-password-value "<redacted>"',
+    ),
+    (" wpa-psk ascii 0 wifiKey", " wpa-psk ascii 0 <redacted>"),
     # unified diffs keep their markers
     ("+ neighbor 198.51.100.1 password newPW", "+ neighbor 198.51.100.1 password <redacted>"),
     ("- neighbor 198.51.100.1 password oldPW", "- neighbor 198.51.100.1 password <redacted>"),
@@ -252,3 +258,16 @@ def test_secret_hides_itself() -> None:
     assert pw.reveal() == "hunter2"
     assert pw == Secret("hunter2") and pw != Secret("other")
     assert not Secret("")
+
+
+def test_every_rule_is_exercised_by_the_table_and_found_by_its_needles() -> None:
+    """A rule whose needles miss its own syntax would silently never run."""
+    unused = []
+    for rule in LINE_RULES:
+        pattern = rule.compile()
+        rows = [sent for sent, _ in MASKED if pattern.search(sent)]
+        if not rows:
+            unused.append(rule.name)
+        for sent in rows:
+            assert any(n in sent.lower() for n in rule.needles), (rule.name, sent)
+    assert not unused, f"rules without a test row: {unused}"
