@@ -47,11 +47,10 @@ class StepOutcome:
 
 
 def host_view(host: Host) -> dict[str, Any]:
-    """What templates see as ``host``: name, hostname, platform, groups, and the host's data
-    (group and default data merged) both under ``data`` and at top level."""
+    """What templates see as ``host`` (the loader's shape): name, hostname, platform,
+    groups, and ``data`` with group and default data merged."""
     data = dict(host.items())
     return {
-        **data,
         "name": host.name,
         "hostname": host.hostname,
         "platform": host.platform,

@@ -64,6 +64,10 @@ def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
 
 
 def render_for(task: Task, step: ConfigStep, ctx: StepContext) -> str:
+    loader_render = getattr(ctx.runbook, "render_config", None)
+    if loader_render is not None:
+        # The loader knows where an inline config sits in the YAML: errors point there.
+        return str(loader_render(step, task.host.name))
     model = ctx.runbook.model
     return render_for_host(
         step, ctx.runbook.path, host_view(task.host), ctx.runbook.vars, model.mode, model.name
