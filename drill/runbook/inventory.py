@@ -1,0 +1,434 @@
+"""Reads a nornir SimpleInventory (a directory, or a nornir config file naming the files)
+without connecting to anything, resolving groups and data the way nornir does.
+
+Credentials may come from the environment: any string value may contain
+``${env:NAME}``; it is replaced at load time, and an unset variable is a located error.
+Resolved secrets are never kept in the Inventory and never printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drill.errors import Diagnostic, InputError
+from drill.runbook.model import TargetSelector
+from drill.runbook.yamlpos import JsonPath, ParsedYaml, Pos, YamlError, parse, read_text
+
+logger = logging.getLogger(__name__)
+
+ENV_PATTERN = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+TRANSFORM_NAME = "drill_env_credentials"
+_SECRET_KEYS = frozenset({"password", "secret", "token", "key", "passphrase"})
+_ATTRS = ("hostname", "port", "username", "password", "platform")
+_ELEMENT_KEYS = frozenset({*_ATTRS, "groups", "data", "connection_options"})
+_CONNECTION_KEYS = frozenset({*_ATTRS, "extras"})
+
+
+@dataclass(frozen=True)
+class InventoryFiles:
+    host_file: Path
+    group_file: Path
+    defaults_file: Path
+    passthrough: dict[str, Any] = field(default_factory=dict)  # runner, core... of a config
+
+
+@dataclass(frozen=True)
+class InventoryHost:
+    """One host as nornir would see it, minus secrets."""
+
+    name: str
+    hostname: str | None
+    platform: str | None
+    port: int | None
+    username: str | None
+    groups: tuple[str, ...]  # nornir's extended_groups() order: nested groups included
+    data: dict[str, Any]  # nornir's extended_data(): host, then groups, then defaults
+
+    def template_view(self) -> dict[str, Any]:
+        """What templates see as ``host``."""
+        return {
+            "name": self.name,
+            "hostname": self.hostname,
+            "platform": self.platform,
+            "groups": list(self.groups),
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path | None
+    hosts: dict[str, InventoryHost]
+    groups: frozenset[str]
+
+    @classmethod
+    def empty(cls) -> Inventory:
+        return cls(None, {}, frozenset())
+
+    def select(self, selector: TargetSelector) -> list[str]:
+        """Host names matching every criterion given (hosts: any name listed; groups: member
+        of any group listed, nested groups count; data: every key equals), sorted."""
+        return sorted(name for name, host in self.hosts.items() if _matches(host, selector))
+
+
+def _matches(host: InventoryHost, selector: TargetSelector) -> bool:
+    if selector.hosts is not None and host.name not in selector.hosts:
+        return False
+    if selector.groups is not None and not set(selector.groups) & set(host.groups):
+        return False
+    if selector.data is not None:
+        for key, wanted in selector.data.items():
+            if key not in host.data or host.data[key] != wanted:
+                return False
+    return True
+
+
+# --- locating the files ---------------------------------------------------------------
+
+
+def inventory_files(path: Path) -> InventoryFiles:
+    """The three SimpleInventory files for a directory or a nornir config file. Relative
+    file names in a config file are relative to the config file's directory."""
+    display = str(path)
+    if path.is_dir():
+        return InventoryFiles(path / "hosts.yaml", path / "groups.yaml", path / "defaults.yaml", {})
+    if not path.exists():
+        raise InputError([Diagnostic(display, 1, 1, "inventory not found")])
+    parsed = _parse_file(path)
+    config = parsed.data
+    if not isinstance(config, dict) or not isinstance(config.get("inventory", {}), dict):
+        raise InputError([_at(display, parsed, (), "a nornir config file must be a mapping")])
+    inventory = config.get("inventory", {})
+    plugin = inventory.get("plugin", "SimpleInventory")
+    if plugin != "SimpleInventory":
+        message = f"inventory plugin {plugin!r} is not supported (use SimpleInventory)"
+        raise InputError([_at(display, parsed, ("inventory", "plugin"), message)])
+    options = inventory.get("options") or {}
+    if not isinstance(options, dict):
+        message = "'inventory.options' must be a mapping"
+        raise InputError([_at(display, parsed, ("inventory", "options"), message)])
+    base = path.parent
+
+    def option(key: str, default: str) -> Path:
+        value = options.get(key, default)
+        if not isinstance(value, str):
+            message = f"'inventory.options.{key}' must be a file name"
+            raise InputError([_at(display, parsed, ("inventory", "options", key), message)])
+        return base / Path(value).expanduser()
+
+    keep = {k: v for k, v in config.items() if k in ("runner", "core", "ssh", "user_defined")}
+    return InventoryFiles(
+        option("host_file", "hosts.yaml"),
+        option("group_file", "groups.yaml"),
+        option("defaults_file", "defaults.yaml"),
+        keep,
+    )
+
+
+def nornir_config(path: Path) -> dict[str, Any]:
+    """Keyword arguments for ``InitNornir(**nornir_config(path))``: the same files this
+    module reads, absolute, with nornir's log file off and ``${env:NAME}`` resolved by a
+    registered transform function."""
+    files = inventory_files(path)
+    _register_transform()
+    config: dict[str, Any] = dict(files.passthrough)
+    config["inventory"] = {
+        "plugin": "SimpleInventory",
+        "options": {
+            "host_file": str(files.host_file.resolve()),
+            "group_file": str(files.group_file.resolve()),
+            "defaults_file": str(files.defaults_file.resolve()),
+        },
+        "transform_function": TRANSFORM_NAME,
+    }
+    config["logging"] = {"enabled": False}
+    return config
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+def load_inventory(path: Path) -> Inventory:
+    """Read and resolve the inventory at path; all problems raise one InputError."""
+    files = inventory_files(path)
+    reader = _Reader()
+    if not files.host_file.is_file():
+        raise InputError([Diagnostic(str(files.host_file), 1, 1, "inventory hosts file not found")])
+    hosts = reader.elements(files.host_file, "host")
+    groups = reader.elements(files.group_file, "group") if files.group_file.is_file() else {}
+    defaults = reader.defaults(files.defaults_file) if files.defaults_file.is_file() else {}
+    reader.check_groups(hosts, groups)
+    if reader.diagnostics:
+        raise InputError(reader.diagnostics)
+    resolved = {name: _resolve(name, raw, groups, defaults) for name, raw in hosts.items()}
+    return Inventory(path, resolved, frozenset(groups))
+
+
+@dataclass
+class _Element:
+    raw: dict[str, Any]
+    parsed: ParsedYaml
+    display: str
+    path: JsonPath
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def elements(self, path: Path, what: str) -> dict[str, _Element]:
+        parsed = self._parse(path)
+        if parsed is None:
+            return {}
+        display = str(path)
+        if parsed.data is None:
+            if what == "host":
+                self.diagnostics.append(Diagnostic(display, 1, 1, "inventory has no hosts"))
+            return {}
+        if not isinstance(parsed.data, dict):
+            self.diagnostics.append(_at(display, parsed, (), f"expected a mapping of {what}s"))
+            return {}
+        found: dict[str, _Element] = {}
+        for name, raw in parsed.data.items():
+            key = (name,)
+            if raw is None:
+                raw = {}
+            if not isinstance(raw, dict):
+                message = f"{what} {name!r} must be a mapping"
+                self.diagnostics.append(_at(display, parsed, key, message))
+                continue
+            self._check_element(parsed, display, key, raw, f"{what} {name!r}", _ELEMENT_KEYS)
+            found[str(name)] = _Element(raw, parsed, display, key)
+        return found
+
+    def defaults(self, path: Path) -> dict[str, Any]:
+        parsed = self._parse(path)
+        if parsed is None or parsed.data is None:
+            return {}
+        display = str(path)
+        if not isinstance(parsed.data, dict):
+            self.diagnostics.append(_at(display, parsed, (), "defaults must be a mapping"))
+            return {}
+        allowed = _ELEMENT_KEYS - {"groups"}
+        self._check_element(parsed, display, (), parsed.data, "defaults", allowed)
+        return parsed.data
+
+    def _parse(self, path: Path) -> ParsedYaml | None:
+        try:
+            parsed = _parse_file(path)
+        except InputError as exc:
+            self.diagnostics.extend(exc.diagnostics)
+            return None
+        self.diagnostics.extend(parsed.soft)
+        return parsed
+
+    def _check_element(
+        self,
+        parsed: ParsedYaml,
+        display: str,
+        base: JsonPath,
+        raw: dict[str, Any],
+        what: str,
+        allowed: frozenset[str],
+    ) -> None:
+        for key, value in raw.items():
+            path = (*base, key)
+            if key not in allowed:
+                message = f"unknown key {key!r} in {what} (known: {', '.join(sorted(allowed))})"
+                self.diagnostics.append(_key_at(display, parsed, path, message))
+                continue
+            problem = _type_problem(key, value)
+            if problem:
+                self.diagnostics.append(_at(display, parsed, path, f"{what}: {problem}"))
+        for path, name in _env_references(raw, base):
+            if name not in os.environ:
+                message = f"environment variable {name!r} is not set (needed by {what})"
+                self.diagnostics.append(_at(display, parsed, path, message))
+
+    def check_groups(self, hosts: dict[str, _Element], groups: dict[str, _Element]) -> None:
+        for element in [*hosts.values(), *groups.values()]:
+            members = element.raw.get("groups") or []
+            if not isinstance(members, list):
+                continue
+            for index, group in enumerate(members):
+                if group not in groups:
+                    known = ", ".join(sorted(groups)) or "none defined"
+                    message = f"unknown group {group!r} (groups: {known})"
+                    path = (*element.path, "groups", index)
+                    self.diagnostics.append(_at(element.display, element.parsed, path, message))
+        for name, element in groups.items():
+            if _in_cycle(name, groups):
+                message = f"group {name!r} is its own ancestor (cycle in 'groups')"
+                path = (*element.path, "groups")
+                self.diagnostics.append(_at(element.display, element.parsed, path, message))
+
+
+def _type_problem(key: str, value: Any) -> str | None:
+    expected: dict[str, tuple[type[Any], ...]] = {
+        "hostname": (str,),
+        "username": (str,),
+        "password": (str,),
+        "platform": (str,),
+        "port": (int,),
+        "groups": (list,),
+        "data": (dict,),
+        "connection_options": (dict,),
+    }
+    if value is None or key not in expected:
+        return None
+    if isinstance(value, bool) or not isinstance(value, expected[key]):
+        names = {str: "a string", int: "an integer", list: "a list", dict: "a mapping"}
+        # Never echo the value: it may be a secret.
+        return f"'{key}' must be {names[expected[key][0]]}"
+    if key == "port" and not 0 < value < 65536:
+        return "'port' must be between 1 and 65535"
+    if key == "groups" and not all(isinstance(g, str) for g in value):
+        return "'groups' must be a list of group names"
+    if key == "connection_options":
+        for conn in value.values():
+            if not isinstance(conn, dict) or set(conn) - _CONNECTION_KEYS:
+                return f"each connection option must be a mapping of {sorted(_CONNECTION_KEYS)}"
+    return None
+
+
+def _in_cycle(start: str, groups: dict[str, _Element]) -> bool:
+    seen: set[str] = set()
+    todo = [g for g in _parents(start, groups)]
+    while todo:
+        current = todo.pop()
+        if current == start:
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(_parents(current, groups))
+    return False
+
+
+def _parents(name: str, groups: dict[str, _Element]) -> list[str]:
+    element = groups.get(name)
+    members = element.raw.get("groups") if element else None
+    return [g for g in members or [] if isinstance(g, str) and g in groups]
+
+
+def _extended_groups(names: list[str], groups: dict[str, _Element]) -> list[str]:
+    """nornir's Host.extended_groups(): depth first, in declaration order, no repeats."""
+    result: list[str] = []
+    for name in names:
+        if name not in result:
+            result.append(name)
+        for parent in _extended_groups(_parents(name, groups), groups):
+            if parent not in result:
+                result.append(parent)
+    return result
+
+
+def _resolve(
+    name: str, host: _Element, groups: dict[str, _Element], defaults: dict[str, Any]
+) -> InventoryHost:
+    own_groups = [g for g in host.raw.get("groups") or [] if g in groups]
+    chain = [host.raw, *(groups[g].raw for g in _extended_groups(own_groups, groups)), defaults]
+
+    def attr(key: str) -> Any:
+        for layer in chain:
+            if layer.get(key) is not None:
+                return substitute_env(layer[key])
+        return None
+
+    data: dict[str, Any] = {}
+    for layer in chain:
+        for key, value in (layer.get("data") or {}).items():
+            data.setdefault(key, substitute_env(value))
+    return InventoryHost(
+        name=name,
+        hostname=attr("hostname"),
+        platform=attr("platform"),
+        port=attr("port"),
+        username=attr("username"),
+        groups=tuple(_extended_groups(own_groups, groups)),
+        data=data,
+    )
+
+
+# --- environment variables ------------------------------------------------------------
+
+
+def _env_references(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
+    if isinstance(value, str):
+        for match in ENV_PATTERN.finditer(value):
+            yield path, match.group(1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _env_references(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _env_references(item, (*path, index))
+
+
+def substitute_env(value: Any) -> Any:
+    """Replace ``${env:NAME}`` in strings (recursively); an unset variable raises KeyError
+    naming the variable (callers report it; validation has found it before)."""
+    if isinstance(value, str):
+        return ENV_PATTERN.sub(lambda m: os.environ[m.group(1)], value)
+    if isinstance(value, dict):
+        return {k: substitute_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v) for v in value]
+    return value
+
+
+def _transform(host: Any, **_: Any) -> None:
+    """nornir transform function: resolve ``${env:NAME}`` on a host, its groups and the
+    defaults, in place (idempotent, so shared groups may be seen many times)."""
+    for obj in [host, *host.extended_groups(), host.defaults]:
+        _substitute_attrs(obj, object.__getattribute__)
+        obj.data = substitute_env(obj.data)
+        for conn in (obj.connection_options or {}).values():
+            _substitute_attrs(conn, getattr)
+            conn.extras = substitute_env(conn.extras)
+
+
+def _substitute_attrs(obj: Any, get: Callable[[Any, str], Any]) -> None:
+    for attr_name in _ATTRS:
+        value = get(obj, attr_name)
+        if isinstance(value, str) and ENV_PATTERN.search(value):
+            setattr(obj, attr_name, substitute_env(value))
+
+
+def _register_transform() -> None:
+    from nornir.core.plugins.inventory import TransformFunctionRegister
+
+    if TRANSFORM_NAME not in TransformFunctionRegister.available:
+        TransformFunctionRegister.register(TRANSFORM_NAME, _transform)
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _parse_file(path: Path) -> ParsedYaml:
+    display = str(path)
+    try:
+        return parse(read_text(path, display), display)
+    except YamlError as exc:
+        raise InputError(exc.diagnostics) from None
+
+
+def _at(display: str, parsed: ParsedYaml, path: JsonPath, message: str) -> Diagnostic:
+    pos: Pos = parsed.positions.value(path)
+    return Diagnostic(display, pos.line, pos.col, message)
+
+
+def _key_at(display: str, parsed: ParsedYaml, path: JsonPath, message: str) -> Diagnostic:
+    pos = parsed.positions.key(path)
+    return Diagnostic(display, pos.line, pos.col, message)
+
+
+def is_secret_key(key: str) -> bool:
+    """Keys whose values are never shown (used by callers that print inventory data)."""
+    return key.lower() in _SECRET_KEYS
