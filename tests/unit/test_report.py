@@ -37,7 +37,6 @@ from drill.engine.records import (
     StepRecord,
 )
 from drill.errors import ExitCode
-from drill.report import files
 from drill.report.console import ConsoleObserver, json_summary
 from drill.report.example import example_record
 from drill.report.facts import exit_code_for, iso_utc, measured_rto_s, rto_met
@@ -281,7 +280,7 @@ def test_a_failed_write_keeps_the_old_report_and_no_temp_file(
     def broken_replace(src: Any, dst: Any) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(files.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk on fire"):
         write_report(minimal_record(), tmp_path)
     assert target.read_text() == '{"old": true}'

@@ -193,7 +193,7 @@ def test_mask_secrets_applies_literals_and_rules() -> None:
     assert masked.count(REDACTED) == 2
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200))
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
 def test_masking_is_idempotent(text: str) -> None:
     once = mask_secrets(text, ["hunter2"])
     assert mask_secrets(once, ["hunter2"]) == once
