@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 import drill
@@ -40,6 +42,7 @@ from drill.errors import ExitCode
 from drill.report.console import ConsoleObserver, json_summary
 from drill.report.example import example_record
 from drill.report.facts import exit_code_for, iso_utc, measured_rto_s, rto_met
+from drill.report.junit import render_junit
 from drill.report.report import SCHEMA_VERSION, build_report, render_report, write_report
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "report.md"
@@ -475,3 +478,49 @@ def test_observer_plugs_into_the_engine_event_bus() -> None:
     assert "r2  NOT EXACT" in text and "password <redacted>" in text
     assert "NOTE: r2 left changed" in text
     assert "Outcome:" not in text
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    secret=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#%&*+", min_size=5, max_size=20),
+    where=st.sampled_from(["error", "message", "diff", "note", "probe", "host", "step", "change"]),
+)
+def test_a_literal_secret_never_reaches_any_output(secret: str, where: str) -> None:
+    record = example_record()
+    text = f"device said: {secret} (again {secret})"
+    if where == "error":
+        record.steps[2].hosts["r2"].error = text
+    elif where == "message":
+        record.steps[2].message = text
+    elif where == "diff":
+        record.steps[1].hosts["r1"].diff = text
+    elif where == "note":
+        record.notes.append(text)
+    elif where == "probe":
+        record.probes[0].error = text
+    elif where == "host":
+        record.steps[0].hosts[secret] = HostResult(failed=True, error=text)
+    elif where == "step":
+        record.steps[0].name = secret
+        record.probes[0].by_step[secret] = {"lost": 1, "max_gap_ms": 1.0}
+    else:
+        record.change_id = secret
+    outputs = [
+        *_strings(json.loads(render_report(record, secrets=[secret]))),
+        *_strings(json_summary(record, secrets=[secret])),
+        render_junit(record, secrets=[secret]),
+    ]
+    console, out = recording_console()
+    ConsoleObserver(console, secrets=[secret]).summary(record)
+    outputs.append(out.getvalue())
+    assert not [s for s in outputs if secret in s]
