@@ -245,7 +245,8 @@ def failed_comparisons(pred: Predicate, actual: Any) -> list[str]:
             label = "in" if name == "in_" else name
             shown = show(expected) if name != "range" else f"[{expected[0]:g}, {expected[1]:g}]"
             if name == "equals" and pred.tolerance is not None:
-                shown += f" ± {pred.tolerance}"
+                tol = pred.tolerance
+                shown += f" ± {tol:g}" if isinstance(tol, float) else f" ± {tol}"
             failed.append(f"{label} {shown}")
     return failed
 

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from drill.engine.events import Event
-from drill.secrets import mask_secrets
+from drill.secrets import mask_literals
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,13 @@ class Journal:
         self.write(event.kind, event.payload(), sync=event.sync)
 
     def write(self, kind: str, payload: dict[str, Any], *, sync: bool = False) -> None:
+        if self._secrets:
+            # Errors echo what devices say, and a device may echo a password.
+            payload = _masked(payload, self._secrets)
         line = json.dumps(
             {"ts": datetime.now(UTC).isoformat(timespec="microseconds"), "event": kind, **payload},
             default=str,
-            sort_keys=False,
         )
-        if self._secrets:
-            # Errors echo what devices say; a device may echo a password.
-            line = mask_secrets(line, self._secrets)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -73,6 +72,16 @@ class Journal:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return mask_literals(value, secrets)
+    if isinstance(value, dict):
+        return {k: _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v, secrets) for v in value]
+    return value
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

@@ -63,8 +63,8 @@ class RunDir:
     @property
     def snapshot_dir(self) -> Path:
         snaps = self.path / "snapshots"
-        if not snaps.exists():
-            snaps.mkdir(mode=0o700)
+        # Worker threads save configs concurrently: creating it twice is fine.
+        snaps.mkdir(mode=0o700, exist_ok=True)
         return snaps
 
     def save_runbook(self, text: str) -> Path:

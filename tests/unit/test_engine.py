@@ -1,0 +1,468 @@
+"""The runner against a fake NAPALM driver (tests/unit/engine_data/fake_napalm.py): success,
+scoped reverse rollback, postcheck/precheck failures, on_failure, retries, batch gate,
+commit-confirm, dry-run, interruption, journal and secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engine_data import fake_napalm, harness
+
+from drill.engine.context import RunOptions
+from drill.engine.journal import read_journal
+from drill.engine.records import Outcome, Phase, RunRecord, StepStatus
+from drill.engine.runner import Engine, EngineConfig
+from drill.errors import ExitCode
+from drill.report.facts import exit_code_for
+
+HOSTS = ["r1", "r2", "r3"]
+HEAD = """
+apiVersion: drill/v1
+name: unit
+targets:
+  all: {hosts: [r1, r2, r3]}
+  pair: {hosts: [r1, r2]}
+"""
+HEALTHY = """
+    kind: check
+    getter: get_state
+    assert:
+      - path: healthy
+        equals: true
+"""
+
+
+@pytest.fixture
+def net() -> Iterator[fake_napalm.Network]:
+    network = fake_napalm.Network()
+    for name in HOSTS:
+        network.add(name, [f"hostname {name}", "priority 100"])
+    fake_napalm.CURRENT = network
+    yield network
+
+
+def run(
+    tmp_path: Path, body: str, *, dry_run: bool = False, yes: bool = False
+) -> tuple[RunRecord, Engine]:
+    loaded = harness.load(HEAD + body, tmp_path)
+    engine = Engine(
+        loaded,
+        harness.nornir_for(HOSTS),
+        RunOptions(dry_run=dry_run, assume_yes=yes),
+        config=EngineConfig(state_base=tmp_path / "state"),
+    )
+    return engine.run(), engine
+
+
+def step(record: RunRecord, phase: Phase, name: str) -> list[StepStatus]:
+    return [s.status for s in record.steps if s.phase is phase and s.name == name]
+
+
+def journal(engine: Engine) -> list[dict[str, object]]:
+    return read_journal(engine.rundir.journal_path)
+
+
+def test_success_path(tmp_path: Path, net: fake_napalm.Network) -> None:
+    record, _ = run(
+        tmp_path,
+        f"""
+prechecks:
+  - name: healthy
+    on: all{HEALTHY}
+steps:
+  - name: lower priority
+    kind: config
+    on: pair
+    config: "priority {{{{ vars.prio }}}}"
+  - name: priority lowered
+    kind: check
+    on: pair
+    getter: get_state
+    assert:
+      - path: priority
+        equals: 50
+postchecks:
+  - name: still healthy
+    on: all{HEALTHY}
+vars: {{prio: 50}}
+""",
+    )
+    assert record.outcome is Outcome.SUCCEEDED, record.notes
+    assert exit_code_for(record.outcome) is ExitCode.OK
+    assert net.boxes["r1"].running[-1] == "priority 50"
+    assert net.boxes["r3"].running[-1] == "priority 100"
+    assert sorted(net.ops("commit")) == ["r1", "r2"]
+    config = next(s for s in record.steps if s.name == "lower priority")
+    assert config.hosts["r1"].changed and "+priority 50" in config.hosts["r1"].diff
+    assert record.restore == {}
+
+
+def test_failed_step_rolls_back_in_reverse_only_what_ran(
+    tmp_path: Path, net: fake_napalm.Network
+) -> None:
+    record, _ = run(
+        tmp_path,
+        f"""
+steps:
+  - name: A
+    kind: config
+    on: pair
+    config: "priority 50"
+  - name: B
+    kind: config
+    on: r2
+    config: "priority 60"
+  - name: C
+    on: all{HEALTHY.replace("equals: true", "equals: false")}
+  - name: D
+    kind: config
+    on: r3
+    config: "priority 70"
+""",
+    )
+    assert record.outcome is Outcome.ROLLED_BACK, record.notes
+    assert exit_code_for(record.outcome) is ExitCode.FAILED
+    rollback = [(s.name, sorted(s.hosts)) for s in record.steps if s.phase is Phase.ROLLBACK]
+    assert rollback == [
+        ("restore config before 'B'", ["r2"]),
+        ("restore config before 'A'", ["r1", "r2"]),
+    ]
+    assert "r3" not in net.ops("commit") and "r3" not in net.ops("load_replace")
+    assert step(record, Phase.STEP, "D") == []
+    for name in ("r1", "r2"):
+        assert net.boxes[name].running == [f"hostname {name}", "priority 100"]
+        assert record.restore[name].exact
+    assert set(record.restore) == {"r1", "r2"}
+
+
+def test_failed_postcheck_rolls_back_and_verifies(tmp_path: Path, net: fake_napalm.Network) -> None:
+    record, _ = run(
+        tmp_path,
+        f"""
+prechecks:
+  - name: healthy
+    on: all{HEALTHY}
+steps:
+  - name: break r2
+    kind: config
+    on: r2
+    config: broken
+postchecks:
+  - name: healthy after
+    on: all{HEALTHY}
+""",
+    )
+    assert record.outcome is Outcome.ROLLED_BACK
+    assert step(record, Phase.POSTCHECK, "healthy after") == [StepStatus.FAILED]
+    assert step(record, Phase.VERIFY, "healthy") == [StepStatus.OK]
+    assert net.boxes["r2"].running == ["hostname r2", "priority 100"]
+    assert record.restore["r2"].exact
+
+
+def test_precheck_failure_changes_nothing(tmp_path: Path, net: fake_napalm.Network) -> None:
+    net.boxes["r3"].running.append("broken")
+    record, _ = run(
+        tmp_path,
+        f"""
+prechecks:
+  - name: healthy
+    on: all{HEALTHY}
+steps:
+  - name: change
+    kind: config
+    on: all
+    config: "priority 1"
+""",
+    )
+    assert record.outcome is Outcome.PRECHECK_FAILED
+    assert exit_code_for(record.outcome) is ExitCode.PRECHECK_FAILED
+    assert net.ops("commit") == [] and net.ops("load_merge") == []
+    failed = next(s for s in record.steps if s.name == "healthy")
+    assert failed.message == "r3: healthy: expected equals True, got False"
+
+
+def test_on_failure_continue(tmp_path: Path, net: fake_napalm.Network) -> None:
+    record, _ = run(
+        tmp_path,
+        f"""
+steps:
+  - name: soft check
+    on_failure: continue
+    on: r1{HEALTHY.replace("equals: true", "equals: false")}
+  - name: change
+    kind: config
+    on: r1
+    config: "priority 1"
+""",
+    )
+    assert record.outcome is Outcome.SUCCEEDED
+    assert step(record, Phase.STEP, "soft check") == [StepStatus.FAILED]
+    assert net.boxes["r1"].running[-1] == "priority 1"
+    assert any("continuing" in n for n in record.notes)
+
+
+def test_on_failure_stop_leaves_changes(tmp_path: Path, net: fake_napalm.Network) -> None:
+    record, _ = run(
+        tmp_path,
+        f"""
+steps:
+  - name: change
+    kind: config
+    on: r1
+    config: "priority 1"
+  - name: hard stop
+    on_failure: stop
+    on: r1{HEALTHY.replace("equals: true", "equals: false")}
+""",
+    )
+    assert record.outcome is Outcome.STOPPED
+    assert exit_code_for(record.outcome) is ExitCode.OPERATOR_NEEDED
+    assert net.boxes["r1"].running[-1] == "priority 1"
+    assert net.ops("load_replace") == []
+    assert not [s for s in record.steps if s.phase is Phase.ROLLBACK]
+
+
+@pytest.mark.parametrize(("retries", "outcome"), [(2, Outcome.SUCCEEDED), (0, Outcome.ROLLED_BACK)])
+def test_retries(tmp_path: Path, net: fake_napalm.Network, retries: int, outcome: Outcome) -> None:
+    net.boxes["r2"].flaky = 1
+    record, _ = run(
+        tmp_path,
+        f"""
+steps:
+  - name: flaky
+    retries: {retries}
+    on: pair{HEALTHY}
+""",
+    )
+    assert record.outcome is outcome
+    # Only the failing host is asked again.
+    expected = ["r1", "r2", "r2"] if retries else ["r1", "r2"]
+    assert sorted(net.ops("get_state")) == expected
+
+
+def test_batch_gate_stops_before_next_batch(tmp_path: Path, net: fake_napalm.Network) -> None:
+    record, _ = run(
+        tmp_path,
+        """
+steps:
+  - name: rolling change
+    kind: config
+    on: all
+    batch: 1
+    config: "{{ 'broken' if host.name == 'r2' else 'priority 5' }}"
+    check:
+      getter: get_state
+      assert:
+        - path: healthy
+          equals: true
+""",
+    )
+    assert record.outcome is Outcome.ROLLED_BACK
+    assert net.ops("commit").count("r3") == 0  # the batch after the failing one never ran
+    first = next(s for s in record.steps if s.name == "rolling change")
+    assert "batch 2/3 check failed, 1 host(s) not changed" in (first.message or "")
+    assert sorted(record.restore) == ["r1", "r2"]
+    assert all(r.exact for r in record.restore.values())
+
+
+def test_dry_run_commits_nothing(tmp_path: Path, net: fake_napalm.Network) -> None:
+    marker = tmp_path / "ran"
+    record, _ = run(
+        tmp_path,
+        f"""
+prechecks:
+  - name: healthy
+    on: all{HEALTHY}
+steps:
+  - name: change
+    kind: config
+    on: all
+    config: "priority 7"
+  - name: look
+    on: all{HEALTHY}
+  - name: ok to continue
+    kind: approval
+  - name: read-only command
+    kind: command
+    read_only: true
+    argv: [touch, {marker}]
+  - name: writing command
+    kind: command
+    argv: [touch, {tmp_path / "must-not-exist"}]
+postchecks:
+  - name: after
+    on: all{HEALTHY}
+""",
+        dry_run=True,
+    )
+    assert record.outcome is Outcome.DRY_RUN
+    assert exit_code_for(record.outcome) is ExitCode.OK
+    assert net.ops("commit") == []
+    assert sorted(net.ops("discard")) == HOSTS
+    change = next(s for s in record.steps if s.name == "change")
+    assert change.hosts["r1"].diff == "-priority 100\n+priority 7"
+    assert not change.hosts["r1"].changed
+    statuses = {s.name: s.status for s in record.steps}
+    assert statuses["look"] is StepStatus.SKIPPED
+    assert statuses["ok to continue"] is StepStatus.SKIPPED
+    assert statuses["after"] is StepStatus.SKIPPED
+    assert statuses["healthy"] is StepStatus.OK  # prechecks run for real
+    assert marker.exists() and not (tmp_path / "must-not-exist").exists()
+    for name in HOSTS:
+        assert net.boxes[name].running == [f"hostname {name}", "priority 100"]
+
+
+def test_dry_run_rejected_candidate_fails(tmp_path: Path, net: fake_napalm.Network) -> None:
+    record, _ = run(
+        tmp_path,
+        """
+steps:
+  - name: bad
+    kind: config
+    on: r1
+    config: "reject me"
+""",
+        dry_run=True,
+    )
+    assert record.outcome is Outcome.DRY_RUN_FAILED
+    assert exit_code_for(record.outcome) is ExitCode.FAILED
+    bad = next(s for s in record.steps if s.name == "bad")
+    assert "% Unknown command: reject me" in (bad.hosts["r1"].error or "")
+    assert net.ops("commit") == []
+
+
+@pytest.mark.parametrize("passes", [True, False])
+def test_commit_confirm(tmp_path: Path, net: fake_napalm.Network, passes: bool) -> None:
+    line = "priority 9" if passes else "broken"
+    record, _ = run(
+        tmp_path,
+        f"""
+steps:
+  - name: confirmed change
+    kind: config
+    on: r1
+    config: "{line}"
+    confirm: {{timeout: 60s}}
+    check:
+      getter: get_state
+      assert:
+        - path: healthy
+          equals: true
+""",
+    )
+    if passes:
+        assert record.outcome is Outcome.SUCCEEDED
+        assert net.ops("confirm") == ["r1"]
+        assert net.boxes["r1"].running[-1] == "priority 9"
+    else:
+        assert record.outcome is Outcome.ROLLED_BACK
+        assert net.ops("confirm") == []
+        change = next(s for s in record.steps if s.name == "confirmed change")
+        assert "not confirmed, the device reverts it within 60s" in (change.hosts["r1"].error or "")
+        assert net.ops("rollback") == ["r1"]  # pending commit cancelled on the device
+        assert record.restore["r1"].exact
+    assert net.opens >= 2  # the confirm check used a fresh session
+
+
+def test_interrupt_rolls_back(tmp_path: Path, net: fake_napalm.Network) -> None:
+    record, engine = run(
+        tmp_path,
+        f"""
+steps:
+  - name: change
+    kind: config
+    on: r1
+    config: "priority 3"
+  - name: operator hits ctrl-c
+    kind: command
+    argv: [sh, -c, "kill -INT {os.getpid()}; sleep 5"]
+""",
+    )
+    assert record.outcome is Outcome.ROLLED_BACK
+    assert step(record, Phase.STEP, "operator hits ctrl-c") == [StepStatus.INTERRUPTED]
+    assert net.boxes["r1"].running == ["hostname r1", "priority 100"]
+    events = journal(engine)
+    assert {"from": "executing", "to": "rolling_back", "trigger": "abort"}.items() <= next(
+        e for e in events if e.get("trigger") == "abort"
+    ).items()
+
+
+def test_failed_rollback_needs_operator(tmp_path: Path, net: fake_napalm.Network) -> None:
+    record, _ = run(
+        tmp_path,
+        f"""
+steps:
+  - name: change
+    kind: config
+    on: r1
+    config: "priority 3"
+    rollback:
+      - name: undo that fails
+        kind: command
+        argv: ["false"]
+  - name: fail
+    on: r1{HEALTHY.replace("equals: true", "equals: false")}
+""",
+    )
+    assert record.outcome is Outcome.ROLLBACK_FAILED
+    assert exit_code_for(record.outcome) is ExitCode.OPERATOR_NEEDED
+    assert not record.restore["r1"].exact
+    assert "+priority 3" in record.restore["r1"].diff
+
+
+def test_approval_needs_tty_or_yes(tmp_path: Path, net: fake_napalm.Network) -> None:
+    body = """
+steps:
+  - name: go?
+    kind: approval
+"""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    record, _ = run(tmp_path / "a", body)
+    assert record.outcome is Outcome.ROLLED_BACK
+    assert step(record, Phase.STEP, "go?") == [StepStatus.FAILED]
+    assert "no TTY" in (record.steps[-1].message or "")
+    record, _ = run(tmp_path / "b", body, yes=True)
+    assert record.outcome is Outcome.SUCCEEDED
+
+
+def test_journal_and_run_dir(tmp_path: Path, net: fake_napalm.Network) -> None:
+    secret_line = f"neighbor 198.51.100.1 password {harness.PASSWORD}"
+    record, engine = run(
+        tmp_path,
+        f"""
+steps:
+  - name: with secret
+    kind: config
+    on: r1
+    config: "{secret_line}"
+  - name: fail
+    on: r1{HEALTHY.replace("equals: true", "equals: false")}
+""",
+    )
+    run_dir = engine.rundir.path
+    assert run_dir.parent.name == "runs" and run_dir.name.endswith(engine.run_id[-4:])
+    assert (run_dir / "runbook.yml").read_text() == engine.runbook.text
+    snaps = run_dir / "snapshots"
+    assert stat.S_IMODE(snaps.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in snaps.iterdir())
+    text = engine.rundir.journal_path.read_text()
+    assert harness.PASSWORD not in text
+    shown = [h.diff + (h.error or "") for s in record.steps for h in s.hosts.values()]
+    assert shown and all(harness.PASSWORD not in text for text in shown)
+    events = [json.loads(line) for line in text.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_ended"
+    started = kinds.index("step_started", kinds.index("state"))
+    commit = kinds.index("commit_started")
+    assert started < kinds.index("preconfig") < commit < kinds.index("committed")
+    assert [e["step"] for e in events if e["event"] == "step_started"] == [
+        e["step"] for e in events if e["event"] == "step_ended"
+    ]
+    snapshot_paths = [e["path"] for e in events if e["event"] == "snapshot"]
+    assert snapshot_paths and all(Path(p).exists() for p in snapshot_paths)
