@@ -2,8 +2,9 @@
 "lost" once an answer is overdue. Decided outcomes flow, in sequence order, into a
 GapTracker.
 
-The sender appends and the receiver marks from different threads; both only append to or
-index into arrays, which the GIL makes atomic, so no lock is needed on the hot path.
+The sender appends, the receiver marks and the main thread decides from three threads, so
+each takes a short lock. Decided entries are dropped, so memory holds only the undecided
+window (about grace x rate entries), not an hour of send times.
 
 >>> ledger = Ledger(interval=0.01, grace=1.0)
 >>> for t in (0.0, 0.01, 0.02):
@@ -19,6 +20,7 @@ False
 from __future__ import annotations
 
 import logging
+import threading
 from array import array
 
 from drill.probes.gaps import GapTracker
@@ -26,6 +28,7 @@ from drill.probes.gaps import GapTracker
 log = logging.getLogger(__name__)
 
 _PENDING, _OK, _FAILED = 0, 1, 2
+_TRIM_AT = 4096  # decided entries kept before the arrays are compacted
 
 
 class Ledger:
@@ -33,37 +36,42 @@ class Ledger:
         self.grace = grace
         self.tracker = GapTracker(interval)
         self.late = 0
+        self._lock = threading.Lock()
         self._send_times = array("d")
         self._status = bytearray()
+        self._base = 0  # sequence number of index 0 of the arrays
         self._cursor = 0  # first sequence number not yet decided
 
     def __len__(self) -> int:
-        return len(self._status)
+        """How many sequence numbers were handed out (the next one is ``len(ledger)``)."""
+        return self._base + len(self._status)
 
     def record_send(self, send_time: float) -> int:
         """Register the next packet before it leaves; returns its sequence number."""
-        # Status first: a reply can only be matched once its send time exists too.
-        self._status.append(_PENDING)
-        self._send_times.append(send_time)
-        return len(self._send_times) - 1
-
-    def send_time(self, seq: int) -> float:
-        return self._send_times[seq]
+        with self._lock:
+            self._status.append(_PENDING)
+            self._send_times.append(send_time)
+            return self._base + len(self._status) - 1
 
     def answer(self, seq: int, receive_time: float) -> bool:
-        """Mark ``seq`` answered at ``receive_time``; a late or unknown answer is ignored."""
-        if not 0 <= seq < len(self._send_times) or self._status[seq] != _PENDING:
-            return False
-        if receive_time - self._send_times[seq] > self.grace:
-            self.late += 1
-            return False
-        self._status[seq] = _OK
-        return True
+        """Mark ``seq`` answered at ``receive_time``; a late, decided or unknown answer is
+        ignored."""
+        with self._lock:
+            i = seq - self._base
+            if seq < self._cursor or not 0 <= i < len(self._status) or self._status[i]:
+                return False
+            if receive_time - self._send_times[i] > self.grace:
+                self.late += 1
+                return False
+            self._status[i] = _OK
+            return True
 
     def fail(self, seq: int) -> None:
         """Mark ``seq`` failed now (a request that errored), without waiting for grace."""
-        if 0 <= seq < len(self._status) and self._status[seq] == _PENDING:
-            self._status[seq] = _FAILED
+        with self._lock:
+            i = seq - self._base
+            if seq >= self._cursor and 0 <= i < len(self._status) and not self._status[i]:
+                self._status[i] = _FAILED
 
     def decide(self, now: float, margin: float = 0.0) -> None:
         """Feed every outcome known by ``now`` to the tracker, in sequence order.
@@ -71,16 +79,20 @@ class Ledger:
         A pending packet counts as lost once ``grace + margin`` has passed since it was sent;
         the margin covers the receiver thread noticing a reply that arrived just in time.
         """
-        count = len(self._send_times)
-        while self._cursor < count:
-            seq = self._cursor
-            status = self._status[seq]
-            sent = self._send_times[seq]
-            if status == _PENDING and now - sent <= self.grace + margin:
-                break
-            self.tracker.feed(sent, status == _OK)
-            self._cursor += 1
+        with self._lock:
+            while self._cursor - self._base < len(self._status):
+                i = self._cursor - self._base
+                status, sent = self._status[i], self._send_times[i]
+                if status == _PENDING and now - sent <= self.grace + margin:
+                    break
+                self.tracker.feed(sent, status == _OK)
+                self._cursor += 1
+            decided = self._cursor - self._base
+            if decided >= _TRIM_AT:
+                del self._status[:decided]
+                del self._send_times[:decided]
+                self._base = self._cursor
 
     @property
     def undecided(self) -> int:
-        return len(self._send_times) - self._cursor
+        return len(self) - self._cursor

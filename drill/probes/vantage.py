@@ -1,15 +1,22 @@
 """Where a probe, check or command runs from: this host or a Linux network namespace.
 
+``local`` is this host; ``netns:NAME`` the namespace NAME; ``lab:LABDIR:NODE`` the namespace
+of a node of a drill lab, which the built-in lab backend names ``<lab>-<node>`` with the
+lab's directory name standing for the lab name (``labs/two-dc`` -> ``two-dc``).
+
 >>> wrap("local", ["ping", "-c1", "192.0.2.10"])
 ['ping', '-c1', '192.0.2.10']
 >>> wrap("netns:two-dc-client", ["curl", "http://192.0.2.10/"])
 ['ip', 'netns', 'exec', 'two-dc-client', 'curl', 'http://192.0.2.10/']
+>>> wrap("lab:labs/two-dc:client", ["true"])
+['ip', 'netns', 'exec', 'two-dc-client', 'true']
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from pathlib import PurePath
 
 from drill.errors import InputError
 
@@ -32,17 +39,26 @@ def netns_of(vantage: str) -> str | None:
     if vantage == "local":
         return None
     kind, _, name = vantage.partition(":")
+    if kind == "lab":
+        labdir, _, node = name.rpartition(":")
+        lab = PurePath(labdir).name
+        if not lab or not node:
+            raise InputError(f"bad vantage point {vantage!r}: use lab:LABDIR:NODE")
+        name = f"{lab}-{node}"
+        kind = "netns"
     if kind == "netns":
         if not _NETNS.match(name) or name in (".", ".."):
             raise InputError(
                 f"bad vantage point {vantage!r}: the namespace name must be a plain file name"
             )
         return name
-    raise InputError(f"unknown vantage point {vantage!r}: use 'local' or 'netns:NAME'")
+    raise InputError(
+        f"unknown vantage point {vantage!r}: use 'local', 'netns:NAME' or 'lab:LABDIR:NODE'"
+    )
 
 
 def wrap(vantage: str, argv: list[str]) -> list[str]:
-    """``argv`` made to run from ``vantage`` (``local`` or ``netns:NAME``)."""
+    """``argv`` made to run from ``vantage``; InputError for an unknown vantage point."""
     netns = netns_of(vantage)
     if netns is None:
         return list(argv)

@@ -131,6 +131,8 @@ def test_attribution_without_steps_is_empty() -> None:
         ("local", ["true", "x"]),
         ("netns:two-dc-client", ["ip", "netns", "exec", "two-dc-client", "true", "x"]),
         ("netns:prb_a.1", ["ip", "netns", "exec", "prb_a.1", "true", "x"]),
+        ("lab:labs/two-dc:client", ["ip", "netns", "exec", "two-dc-client", "true", "x"]),
+        ("lab:/srv/labs/two-dc/:app1", ["ip", "netns", "exec", "two-dc-app1", "true", "x"]),
     ],
 )
 def test_wrap(point: str, expected: list[str]) -> None:
@@ -138,7 +140,8 @@ def test_wrap(point: str, expected: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "point", ["", "Local", "netns:", "netns:a/b", "netns:..", "ssh:host", "lab:labs/two-dc:client"]
+    "point",
+    ["", "Local", "netns:", "netns:a/b", "netns:..", "ssh:host", "lab:two-dc", "lab::x", "lab:x:"],
 )
 def test_wrap_rejects_unknown_vantage(point: str) -> None:
     with pytest.raises(InputError):
@@ -162,6 +165,22 @@ def test_ledger_counts_late_replies_as_lost_and_decides_in_order() -> None:
     ledger.decide(now=2.0)
     assert (ledger.tracker.sent, ledger.tracker.lost, ledger.late) == (4, 2, 1)
     assert ledger.undecided == 0
+
+
+def test_ledger_forgets_decided_entries_but_keeps_numbering() -> None:
+    ledger = Ledger(interval=0.001, grace=1.0)
+    for i in range(10_000):
+        seq = ledger.record_send(i * 0.001)
+        if i % 1000 != 999:  # every thousandth packet is lost
+            assert ledger.answer(seq, i * 0.001 + 0.0002)
+    ledger.decide(now=9.5)  # decides up to the first packet still within grace (8.5 s)
+    assert len(ledger._status) < 2000  # the decided prefix was dropped
+    assert len(ledger) == 10_000
+    assert not ledger.answer(42, 0.05)  # already decided
+    assert ledger.answer(9_999, 10.0)  # unanswered so far, within grace: numbering survived
+    ledger.decide(now=100.0)
+    t = ledger.tracker
+    assert (t.sent, t.lost, len(t.outages)) == (10_000, 9, 9)
 
 
 def test_schedule_is_absolute() -> None:
