@@ -82,7 +82,9 @@ def exec_(
 
     lab = Lab(topology)
     if not command:
-        raise InputError("error: give the command after `--`, e.g. `-- vtysh -c 'show bgp summary'`")
+        raise InputError(
+            "error: give the command after `--`, e.g. `-- vtysh -c 'show bgp summary'`"
+        )
     proc = subprocess.run(_checked_exec_argv(lab, node, command), check=False)
     # SystemExit, not typer.Exit: in non-standalone mode click turns Exit into a return value.
     raise SystemExit(proc.returncode)

@@ -52,7 +52,9 @@ def resolve_link(lab: Lab, target: str) -> VethPlan:
         if x.node == an and y.node == bn and ai in (None, x.iface) and bi in (None, y.iface)
     }
     if not matches:
-        raise InputError(f"error: no link `{target}` in lab {lab.name} (use NODE:NODE as in its links)")
+        raise InputError(
+            f"error: no link `{target}` in lab {lab.name} (use NODE:NODE as in its links)"
+        )
     if len(matches) > 1:
         options = ", ".join(sorted(f"{v.a}:{v.b}" for v in matches))
         raise InputError(f"error: `{target}` matches several links; name the interfaces: {options}")
@@ -85,9 +87,9 @@ def _apply_one(lab: Lab, fault: FaultRecord) -> None:
             table = _table(port.iface)
             rules = (
                 f"table netdev {table} {{\n"
-                f"  chain in {{ type filter hook ingress device \"{port.iface}\" priority -500; "
+                f'  chain in {{ type filter hook ingress device "{port.iface}" priority -500; '
                 "policy drop; }\n"
-                f"  chain out {{ type filter hook egress device \"{port.iface}\" priority -500; "
+                f'  chain out {{ type filter hook egress device "{port.iface}" priority -500; '
                 "policy drop; }\n"
                 "}\n"
             )

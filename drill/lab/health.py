@@ -147,7 +147,9 @@ def problems(plan: LabPlan, lab: dict[str, NodeHealth]) -> list[str]:
         found += [f"{name}: {d} is not running" for d, up in health.daemons.items() if not up]
         if node.mgmt is not None and not health.sshd:
             found.append(f"{name}: sshd not answering on {node.mgmt.ip}")
-        found += [f"{name}: BGP peer {p} is {s}" for p, s in health.bgp.items() if s != "Established"]
+        found += [
+            f"{name}: BGP peer {p} is {s}" for p, s in health.bgp.items() if s != "Established"
+        ]
         if any(d.name == "bgpd" for d in node.daemons) and not health.bgp:
             found.append(f"{name}: no BGP peers yet")
         found += [f"{name}: BFD peer {p} is {s}" for p, s in health.bfd.items() if s != "up"]

@@ -46,6 +46,20 @@ class Lab:
     def name(self) -> str:
         return self.plan.name
 
+    @property
+    def path(self) -> Path:
+        """The lab directory (where the topology file lives)."""
+        return self.topology.directory
+
+    @property
+    def inventory_dir(self) -> Path:
+        """The lab's nornir SimpleInventory (hosts.yaml, groups.yaml, defaults.yaml)."""
+        return self.topology.directory / "inventory"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.plan.known_hosts
+
     def runtime(self, node: str) -> NodeRuntime:
         return NodeRuntime(self.plan, self.plan.node(node))
 
@@ -83,7 +97,11 @@ class Lab:
         state = load_state(self.plan)
         if state is None or not state.converged or state.digest != self.digest():
             return False
-        if any(self.runtime(n).holder_pid() is None for n in self.plan.nodes if not self.plan.nodes[n].is_bridge):
+        if any(
+            self.runtime(n).holder_pid() is None
+            for n in self.plan.nodes
+            if not self.plan.nodes[n].is_bridge
+        ):
             return False
         if state.faults:
             # Faults are deliberate: the lab is up as far as `up` is concerned.
@@ -107,7 +125,9 @@ class Lab:
         netns.create_namespaces(plan)
         netns.create_mgmt(plan)
         netns.create_links(plan)
-        shadow_hash = run(["openssl", "passwd", "-6", "-stdin"], input_text=LAB_PASSWORD).stdout.strip()
+        shadow_hash = run(
+            ["openssl", "passwd", "-6", "-stdin"], input_text=LAB_PASSWORD
+        ).stdout.strip()
         runtimes = [self.runtime(n) for n, p in plan.nodes.items() if not p.is_bridge]
         with ThreadPoolExecutor(max_workers=max(1, len(runtimes))) as pool:
             list(pool.map(lambda rt: rt.prepare_files(shadow_hash), runtimes))

@@ -6,6 +6,7 @@ command keeps ``lab up`` fast on a small machine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -93,7 +94,9 @@ def create_links(plan: LabPlan) -> None:
                 f"link add name {node.name} type bridge",
                 f"link set dev {node.name} up",
             ]
-            per_ns[node.netns] += [f"link set dev {p} master {node.name}" for p in node.bridge_ports]
+            per_ns[node.netns] += [
+                f"link set dev {p} master {node.name}" for p in node.bridge_ports
+            ]
     for veth in plan.veths:
         for port in (veth.a, veth.b):
             per_ns[port.netns].append(f"link set dev {port.iface} up")
@@ -137,7 +140,9 @@ def delete_host_ifaces(ifaces: list[str]) -> None:
 
 
 def host_ifaces(plan: LabPlan) -> list[str]:
-    return [plan.mgmt_bridge] + [n.mgmt_host_iface for n in plan.nodes.values() if n.mgmt_host_iface]
+    return [plan.mgmt_bridge] + [
+        n.mgmt_host_iface for n in plan.nodes.values() if n.mgmt_host_iface
+    ]
 
 
 def _alive(pid: int) -> bool:
@@ -150,7 +155,5 @@ def _alive(pid: int) -> bool:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass

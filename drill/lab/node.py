@@ -133,7 +133,9 @@ class NodeRuntime:
             f"mount --bind {self.dir / 'shadow'} /etc/shadow",
         ]
         for bind in self.node.mounts:
-            mounts.append(f"mount --bind {shlex.quote(str(bind.source))} {shlex.quote(bind.target)}")
+            mounts.append(
+                f"mount --bind {shlex.quote(str(bind.source))} {shlex.quote(bind.target)}"
+            )
             mounts.append(f"mount -o remount,bind,ro {shlex.quote(bind.target)}")
         script = " && ".join(
             [
@@ -166,7 +168,10 @@ class NodeRuntime:
         """The recorded holder pid, if that process still lives in the node's netns."""
         try:
             pid = int((self.dir / "holder.pid").read_text())
-            if os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat(f"/run/netns/{self.node.netns}").st_ino:
+            if (
+                os.stat(f"/proc/{pid}/ns/net").st_ino
+                != os.stat(f"/run/netns/{self.node.netns}").st_ino
+            ):
                 return None
         except (FileNotFoundError, ValueError, ProcessLookupError):
             return None
@@ -214,7 +219,9 @@ class NodeRuntime:
         while missing := [p for p in paths if not p.exists()]:
             if time.monotonic() > deadline:
                 names = ", ".join(p.name for p in missing)
-                raise LabError(f"node {self.node.name}: FRR did not create {names} in {timeout:g} s")
+                raise LabError(
+                    f"node {self.node.name}: FRR did not create {names} in {timeout:g} s"
+                )
             time.sleep(0.01)
 
     def run_exec_lines(self, pid: int) -> None:
@@ -225,8 +232,14 @@ class NodeRuntime:
                 out.flush()
                 argv = self.enter_argv(shlex.split(line), pid)
                 try:
-                    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, timeout=15, check=False)  # fmt: skip
+                    proc = subprocess.run(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        timeout=15,
+                        check=False,
+                    )
                 except subprocess.TimeoutExpired as exc:
                     raise LabError(f"node {self.node.name}: exec `{line}` timed out") from exc
                 if proc.returncode != 0:

@@ -157,7 +157,9 @@ def load_topology(path: Path) -> Topology:
     topology = _read(reader, doc, path)
     if reader.problems or topology is None:
         raise InputError(reader.problems)
-    log.debug("loaded topology %s: %d nodes, %d links", path, len(topology.nodes), len(topology.links))
+    log.debug(
+        "loaded topology %s: %d nodes, %d links", path, len(topology.nodes), len(topology.links)
+    )
     return topology
 
 
@@ -246,8 +248,11 @@ def _read_node(
     where = raw if raw else parent
     kind = s.get("kind")
     if kind not in SUPPORTED_KINDS:
-        r.error(raw if "kind" in raw else parent, "kind" if "kind" in raw else name,
-                f"node `{name}`: kind `{kind}` is not supported (use {' or '.join(SUPPORTED_KINDS)})")
+        r.error(
+            raw if "kind" in raw else parent,
+            "kind" if "kind" in raw else name,
+            f"node `{name}`: kind `{kind}` is not supported (use {' or '.join(SUPPORTED_KINDS)})",
+        )
         return None
     mgmt_ip = None
     if kind != "bridge":
@@ -283,7 +288,9 @@ def _read_mgmt_ip(
     subnet: ipaddress.IPv4Network | None,
 ) -> ipaddress.IPv4Address | None:
     if value is None:
-        r.error(where, None, f"node `{name}`: `mgmt-ipv4` is required (the lab has fixed addresses)")
+        r.error(
+            where, None, f"node `{name}`: `mgmt-ipv4` is required (the lab has fixed addresses)"
+        )
         return None
     try:
         address = ipaddress.IPv4Address(str(value))
@@ -312,17 +319,31 @@ def _read_binds(r: _Reader, raw: CommentedMap, name: str, binds: Any, base: Path
 
 
 def _check_mgmt_unique(
-    r: _Reader, raw_nodes: CommentedMap, nodes: dict[str, Node], gateway: ipaddress.IPv4Address | None
+    r: _Reader,
+    raw_nodes: CommentedMap,
+    nodes: dict[str, Node],
+    gateway: ipaddress.IPv4Address | None,
 ) -> None:
     seen: dict[ipaddress.IPv4Address, str] = {}
     for node in nodes.values():
         if node.mgmt_ipv4 is None:
             continue
+        raw = raw_nodes.get(node.name)
+        # Point at the node's own mgmt-ipv4 when it has one (it may come from a group).
+        where, key = (
+            (raw, "mgmt-ipv4")
+            if isinstance(raw, CommentedMap) and "mgmt-ipv4" in raw
+            else (raw_nodes, node.name)
+        )
         if node.mgmt_ipv4 == gateway:
-            r.error(raw_nodes, node.name, f"node `{node.name}`: {node.mgmt_ipv4} is the mgmt gateway")
+            r.error(where, key, f"node `{node.name}`: {node.mgmt_ipv4} is the mgmt gateway")
         elif node.mgmt_ipv4 in seen:
-            r.error(raw_nodes, node.name,
-                    f"node `{node.name}`: mgmt-ipv4 {node.mgmt_ipv4} already used by `{seen[node.mgmt_ipv4]}`")
+            other = seen[node.mgmt_ipv4]
+            r.error(
+                where,
+                key,
+                f"node `{node.name}`: mgmt-ipv4 {node.mgmt_ipv4} is already used by `{other}`",
+            )
         seen[node.mgmt_ipv4] = node.name
 
 
@@ -336,7 +357,7 @@ def _read_links(r: _Reader, topo: CommentedMap, nodes: dict[str, Node]) -> tuple
     for index, raw in enumerate(raw_links):
         eps = raw.get("endpoints") if isinstance(raw, dict) else None
         if not isinstance(eps, list) or len(eps) != 2:
-            r.error(raw_links, index, "a link needs `endpoints: [\"node:iface\", \"node:iface\"]`")
+            r.error(raw_links, index, 'a link needs `endpoints: ["node:iface", "node:iface"]`')
             continue
         parsed = [_read_endpoint(r, eps, i, nodes, used, index) for i in range(2)]
         a, b = parsed
@@ -352,7 +373,7 @@ def _read_links(r: _Reader, topo: CommentedMap, nodes: dict[str, Node]) -> tuple
 
 def _read_endpoint(
     r: _Reader,
-    eps: CommentedSeq,
+    eps: list[Any],
     i: int,
     nodes: dict[str, Node],
     used: dict[Endpoint, int],
