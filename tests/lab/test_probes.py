@@ -27,6 +27,7 @@ pytestmark = pytest.mark.lab
 log = logging.getLogger(__name__)
 
 A_ADDR, B_ADDR = "198.19.254.1", "198.19.254.2"
+A_ADDR6, B_ADDR6 = "2001:db8:254::1", "2001:db8:254::2"
 
 
 def sh(*argv: str, input: str | None = None) -> str:
@@ -51,9 +52,14 @@ class NetPair:
             sh("ip", "netns", "add", pair.b)
             sh("ip", "link", "add", "va", "netns", pair.a, "type", "veth",
                "peer", "name", "vb", "netns", pair.b)  # fmt: skip
-            for ns, dev, addr in ((pair.a, "va", A_ADDR), (pair.b, "vb", B_ADDR)):
+            for ns, dev, addr, addr6 in (
+                (pair.a, "va", A_ADDR, A_ADDR6),
+                (pair.b, "vb", B_ADDR, B_ADDR6),
+            ):
                 sh("ip", "-n", ns, "link", "set", "lo", "up")
                 sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+                # nodad: usable at once, not after duplicate address detection
+                sh("ip", "-n", ns, "addr", "add", f"{addr6}/64", "dev", dev, "nodad")
                 sh("ip", "-n", ns, "link", "set", dev, "up")
         except Exception:
             pair.destroy()
@@ -90,8 +96,8 @@ class Capture:
     def __init__(self, ns: str, dev: str, path: Path, bpf: str) -> None:
         self.path = path
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "tcpdump", "-n", "-i", dev, "-U", "--immediate-mode", "-s", "128",
-             "--time-stamp-precision=micro", "-w", str(path), bpf],
+            ["ip", "netns", "exec", ns, "tcpdump", "-n", "-i", dev, "-U", "-s", "128",
+             "--immediate-mode", "--time-stamp-precision=micro", "-w", str(path), bpf],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stderr is not None
@@ -214,6 +220,51 @@ def test_packet_probe_gap_matches_the_capture(pair: NetPair, tmp_path: Path, rat
     assert "interruption" in (probe.check_limits() or "")
 
 
+@pytest.mark.parametrize(
+    ("extra", "drop"),
+    [
+        ({"target": B_ADDR6}, "icmpv6 type echo-request"),
+        ({"target": B_ADDR, "protocol": "udp", "port": 7007}, "udp dport 7007"),
+    ],
+    ids=["icmpv6", "udp"],
+)
+def test_other_packet_probes_see_the_interruption(
+    pair: NetPair, extra: dict[str, object], drop: str
+) -> None:
+    echo = subprocess.Popen(
+        ["ip", "netns", "exec", pair.b, sys.executable, "-m", "drill.probes.agent", "udp-echo",
+         "--port", "7007"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert echo.stdout is not None and "ready" in echo.stdout.readline()
+        # Neighbour discovery drops the first packets while the link-local address is still
+        # tentative; that loss is real but not what this test is about.
+        wait_for(lambda: reachable(pair.a, str(extra["target"])), "the neighbour")
+        spec = PacketProbe.model_validate(
+            {"name": "p", "kind": "packet", "rate": 500, "from": f"netns:{pair.a}",
+             "max_loss": 10, **extra}
+        )  # fmt: skip
+        with start_probe(spec) as probe:
+            wait_for(lambda: progress_sent(probe) >= 250, "packets before the cut")
+            assert probe.check_limits() is None
+            interrupt(pair, drop, 0.3)
+            wait_for(lambda: probe.check_limits() is not None, "the loss limit to trip")
+            sent_at_restore = progress_sent(probe)
+            wait_for(lambda: progress_sent(probe) >= sent_at_restore + 250, "recovery")
+            result = probe.stop()
+    finally:
+        assert echo.stdin is not None
+        echo.stdin.close()
+        echo.wait(5)
+    assert result.error is None
+    assert len(result.outages) == 1
+    outage = result.outages[0]
+    assert result.lost == outage.lost > 10
+    # a steady 500/s: the gap is the lost packets' share of time, within the send jitter
+    assert result.max_gap_ms == pytest.approx(outage.lost * 2.0, abs=10.0)
+
+
 def test_service_probe_from_a_namespace(pair: NetPair, tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("app2\n")
     server = subprocess.Popen(
@@ -241,6 +292,11 @@ def test_service_probe_from_a_namespace(pair: NetPair, tmp_path: Path) -> None:
     assert result.backends.get("app2") == result.sent - result.lost
     assert set(result.backends) == {"app2"}
     assert result.outages and result.max_gap_ms > 0
+
+
+def reachable(ns: str, address: str) -> bool:
+    argv = ["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", address]
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
 def http_ok(ns: str) -> bool:
