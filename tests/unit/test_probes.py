@@ -4,6 +4,8 @@ and UDP agents run for real against servers on 127.0.0.1."""
 from __future__ import annotations
 
 import http.server
+import os
+import signal
 import socket
 import threading
 import time
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from drill.engine.records import Outage, ProbeResult
-from drill.errors import InputError
+from drill.errors import InputError, NeedsRootError
 from drill.probes import ProbeError, RunningProbe, attribute, start_probe, vantage, wire
 from drill.probes.gaps import GapTracker, track
 from drill.probes.ledger import Ledger
@@ -428,3 +430,39 @@ def test_start_rejects_an_unknown_vantage_point_before_starting_anything() -> No
     )
     with pytest.raises(InputError):
         start_probe(spec)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        PacketProbe(name="icmp", kind="packet", target="192.0.2.10"),
+        ServiceProbe.model_validate(
+            {"name": "ns", "kind": "service", "url": "http://192.0.2.10/", "from": "netns:x"}
+        ),
+    ],
+    ids=["icmp", "netns"],
+)
+def test_start_needs_root_for_raw_sockets_and_namespaces(
+    monkeypatch: pytest.MonkeyPatch, spec: PacketProbe | ServiceProbe
+) -> None:
+    monkeypatch.setattr("drill.probes.running.os.geteuid", lambda: 1000)
+    with pytest.raises(NeedsRootError):
+        start_probe(spec)
+
+
+def test_an_agent_that_dies_is_reported_not_ignored(web: CountingServer) -> None:
+    spec = ServiceProbe(
+        name="web", kind="service", url=f"http://127.0.0.1:{web.server_address[1]}/", rate=20
+    )
+    probe = start_probe(spec)
+    try:
+        # Its own session: a Ctrl-C at the operator's terminal does not reach it.
+        assert os.getsid(probe.pid) != os.getsid(0)
+        wait_for(lambda: probe_sent(probe) >= 2, "requests")
+        os.kill(probe.pid, signal.SIGKILL)
+        wait_for(lambda: probe.check_limits() is not None, "the death to be noticed")
+        assert "stopped measuring" in (probe.check_limits() or "")
+    finally:
+        result = probe.stop()
+    assert result.error is not None and "agent exited" in result.error
+    assert result.sent >= 2
