@@ -225,7 +225,9 @@ def _merge_vars(
         try:
             merged[key] = _coerce(model.vars[key], text)
         except ValueError as exc:
-            found.append(Diagnostic(display, line, col, f"--var {key}: {exc}"))
+            declared_at = parsed.positions.key(("vars", key))
+            message = f"--var {key}: {exc}"
+            found.append(Diagnostic(display, declared_at.line, declared_at.col, message))
     return merged
 
 

@@ -126,7 +126,7 @@ def _diagnostic(
         message = _tag_message(item, path, data)
     else:
         pos = positions.value(path)
-        message = f"{_field(path, data)}: {_plain(item['msg'])}"
+        message = f"{_field(path, data)}: {_plain(item)}"
     return Diagnostic(display, pos.line, pos.col, message)
 
 
@@ -141,9 +141,19 @@ def _tag_message(item: Any, path: JsonPath, data: Any) -> str:
     return f"unknown {what} kind '{ctx.get('tag')}' in {describe(path, data)} (known: {expected})"
 
 
-def _plain(msg: str) -> str:
-    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    return msg.replace("Input should be", "must be").replace("Input", "value")
+def _plain(item: Any) -> str:
+    if item["type"] == "string_pattern_mismatch":
+        return "use letters, digits, '.', '_' and '-', starting with a letter or digit"
+    msg = str(item["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    msg = msg.replace("Input should be", "must be").replace("Input", "value")
+    value = item.get("input")
+    if (
+        item["type"] == "literal_error"
+        and isinstance(value, str | int | float)
+        and len(str(value)) < 60
+    ):
+        msg += f" (got {value!r})"
+    return msg
 
 
 def _suggest(key: str, allowed: list[str]) -> str:

@@ -314,7 +314,8 @@ def _render_for_hosts(c: Checker, text: str, origin: Origin, hosts: list[str]) -
                 if key in c._rendered:
                     continue  # the same mistake for every host: say it once
                 c._rendered.add(key)
-                suffix = f" (rendering for host '{host}')" if host else ""
+                per_host = host and not d.message.startswith("template syntax")
+                suffix = f" (rendering for host '{host}')" if per_host else ""
                 c.diagnostics.append(Diagnostic(d.file, d.line, d.col, d.message + suffix))
 
 

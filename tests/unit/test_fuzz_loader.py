@@ -1,0 +1,200 @@
+"""Property-based fuzzing of the loader: whatever the input, the outcome is a LoadedRunbook
+or an InputError carrying located diagnostics, never another exception."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from drill.errors import InputError
+from drill.runbook.loader import LoadedRunbook, load_runbook
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+GOOD_NAMES = sorted(p.name for p in (DATA / "runbooks").glob("*.yml"))
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the good runbooks and their inventory, so mutants resolve their files."""
+    root = tmp_path_factory.mktemp("fuzz")
+    shutil.copytree(DATA / "runbooks", root / "runbooks")
+    shutil.copytree(DATA / "inventory", root / "inventory")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRILL_PASSWORD", "fuzz")
+
+
+def _outcome(workdir: Path, content: bytes) -> LoadedRunbook | InputError:
+    path = workdir / "runbooks" / f"mutant-{next(_counter)}.yml"
+    path.write_bytes(content)
+    try:
+        return load_runbook(path)
+    except InputError as exc:
+        assert exc.diagnostics, "an InputError must carry diagnostics"
+        for diagnostic in exc.diagnostics:
+            assert diagnostic.line >= 1 and diagnostic.col >= 1
+            assert "\n" not in diagnostic.message
+        return exc
+    finally:
+        path.unlink()
+
+
+@FUZZ
+@given(st.binary(max_size=2000))
+def test_random_bytes(workdir: Path, content: bytes) -> None:
+    _outcome(workdir, content)
+
+
+@FUZZ
+@given(st.text(max_size=2000))
+def test_random_text(workdir: Path, text: str) -> None:
+    _outcome(workdir, text.encode("utf-8", "surrogatepass"))
+
+
+YAML_NOISE = st.sampled_from(
+    [
+        "\t",
+        ": ",
+        "- ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "&a ",
+        "*a",
+        "!!",
+        "|",
+        ">",
+        "'",
+        '"',
+        "#",
+        "\n",
+        "  ",
+        "---",
+        "...",
+        "{{",
+        "}}",
+        "{%",
+        "on",
+        "kind: ",
+        "name: x",
+        "\x00",
+        "\u2028",
+        "%",
+    ]
+)
+
+
+@st.composite
+def mutated_text(draw: st.DrawFn) -> bytes:
+    text = (DATA / "runbooks" / draw(st.sampled_from(GOOD_NAMES))).read_text()
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(text)))
+        action = draw(st.sampled_from(["insert", "delete", "replace", "duplicate-line"]))
+        if action == "insert":
+            text = text[:at] + draw(st.one_of(YAML_NOISE, st.text(max_size=10))) + text[at:]
+        elif action == "delete":
+            text = text[:at] + text[at + draw(st.integers(1, 40)) :]
+        elif action == "replace":
+            text = text[:at] + draw(YAML_NOISE) + text[at + 1 :]
+        else:
+            lines = text.splitlines(keepends=True) or [""]
+            index = draw(st.integers(0, len(lines) - 1))
+            text = "".join(lines[: index + 1] + lines[index:])
+    return text.encode("utf-8", "surrogatepass")
+
+
+@FUZZ
+@given(mutated_text())
+def test_mutated_runbook_text(workdir: Path, content: bytes) -> None:
+    _outcome(workdir, content)
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "30s",
+            "5m",
+            "1d",
+            "local",
+            "netns:x",
+            "edges",
+            "dc1-edge",
+            "get_vrrp",
+            "config",
+            "check",
+            "{{ vars.x }}",
+            "{{ host.data.asn }}",
+            "{% if %}",
+        ]
+    ),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@st.composite
+def mutated_data(draw: st.DrawFn) -> bytes:
+    data = yaml.safe_load((DATA / "runbooks" / draw(st.sampled_from(GOOD_NAMES))).read_text())
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(_paths(data)[1:]))
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()):
+            parent[path[-1]] = draw(VALUES)
+        elif isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent.pop(path[-1])
+    return yaml.safe_dump(data, sort_keys=False).encode()
+
+
+@FUZZ
+@given(mutated_data())
+def test_mutated_runbook_data(workdir: Path, content: bytes) -> None:
+    _outcome(workdir, content)
+
+
+def test_unmutated_copies_load(workdir: Path) -> None:
+    """The mutants start from runbooks that are valid in the fuzz directory."""
+    for name in GOOD_NAMES:
+        content = (DATA / "runbooks" / name).read_bytes()
+        assert isinstance(_outcome(workdir, content), LoadedRunbook)
