@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from drill.errors import Diagnostic, InputError
 from drill.runbook import validate
 from drill.runbook.inventory import Inventory, load_inventory
-from drill.runbook.model import ConfigStep, Runbook, Step
+from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, Runbook, Step
 from drill.runbook.schema_errors import schema_diagnostics
 from drill.runbook.templates import Origin, build_context, render
 from drill.runbook.walk import StepRef, iter_steps
@@ -98,6 +98,50 @@ class LoadedRunbook:
         """The configuration a config step sends to host."""
         text, origin = self.config_source(step)
         return render(text, self.template_context(host), origin=origin)
+
+    def render_check(self, spec: CheckSpec, host: str | None) -> CheckSpec:
+        """A copy of a check (a check/wait_until step, or a config step's ``check``) whose
+        string ``args``, ``commands``, ``http`` and ``traceroute`` are rendered for host."""
+        base = self._spec_path(spec)
+        context = self.template_context(host)
+
+        def text(path: JsonPath, value: str) -> str:
+            line, col = block_scalar_origin(self.parsed, (*base, *path))
+            return render(value, context, origin=Origin(str(self.path), line, col))
+
+        update: dict[str, Any] = {
+            "args": {
+                k: text(("args", k), v) if isinstance(v, str) else v for k, v in spec.args.items()
+            }
+        }
+        if spec.commands is not None:
+            update["commands"] = [text(("commands", i), c) for i, c in enumerate(spec.commands)]
+        if spec.http is not None:
+            update["http"] = text(("http",), spec.http)
+        if spec.traceroute is not None:
+            update["traceroute"] = text(("traceroute",), spec.traceroute)
+        return spec.model_copy(update=update)
+
+    def render_command(self, step: CommandStep) -> CommandStep:
+        """A copy of a command step with ``argv`` and ``env`` values rendered (no host)."""
+        base = self.ref_for(step).path
+        context = self.template_context(None)
+
+        def text(path: JsonPath, value: str) -> str:
+            line, col = block_scalar_origin(self.parsed, (*base, *path))
+            return render(value, context, origin=Origin(str(self.path), line, col))
+
+        argv = [text(("argv", i), a) for i, a in enumerate(step.argv)]
+        env = {k: text(("env", k), v) for k, v in step.env.items()}
+        return step.model_copy(update={"argv": argv, "env": env})
+
+    def _spec_path(self, spec: CheckSpec) -> JsonPath:
+        for ref in self.step_refs:
+            if ref.step is spec:
+                return ref.path
+            if isinstance(ref.step, ConfigStep) and ref.step.check is spec:
+                return (*ref.path, "check")
+        raise KeyError("this check is not part of this runbook")
 
 
 def load_runbook(

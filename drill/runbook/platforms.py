@@ -63,6 +63,7 @@ class Capabilities:
     cli: bool  # cli([...]): getter 'cli'
     getters: frozenset[str]
     note: str = ""
+    napalm: bool = True  # False: inventory-only hosts (e.g. plain Linux) no step may manage
 
     def supports_getter(self, getter: str) -> bool:
         return getter in self.getters
@@ -77,6 +78,8 @@ PLATFORMS: dict[str, Capabilities] = {
     "nxos_ssh": Capabilities(False, True, True, _COMMON_GETTERS),
     "iosxr": Capabilities(False, True, True, _COMMON_GETTERS),
     "iosxr_netconf": Capabilities(False, True, True, _COMMON_GETTERS),
+    # Plain Linux hosts (the lab's client): in the inventory for their data, never managed.
+    "linux": Capabilities(False, False, False, frozenset(), "no NAPALM driver", napalm=False),
     # NAPALM's mock driver replays recorded results: tests use it for any feature.
     "mock": Capabilities(True, True, True, _COMMON_GETTERS | _FRR_GETTERS, "NAPALM mock"),
 }

@@ -345,6 +345,9 @@ def _check_platforms(
                 f"{name}: host '{host}' has unknown platform '{platform}' (known: {known})",
             )
             continue
+        if not row.napalm:
+            c.at(ref.path, f"{name}: host '{host}' (platform {platform}) has no NAPALM driver")
+            continue
         if feature is not None and not getattr(row, feature):
             what = platforms.FEATURES[feature]
             at = (*base, path_key) if path_key else base

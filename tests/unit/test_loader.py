@@ -17,7 +17,7 @@ import pytest
 
 from drill.errors import InputError
 from drill.runbook.loader import LoadedRunbook, load_runbook, parse_var_args
-from drill.runbook.model import ConfigStep
+from drill.runbook.model import CheckStep, CommandStep, ConfigStep
 
 REPO = Path(__file__).resolve().parents[2]
 BAD = Path("tests/data/bad")
@@ -104,7 +104,7 @@ EXPECTED: dict[str, list[str]] = {
     "platforms.yml": [
         "tests/data/bad/platforms.yml:11:5: error: step 'drain': host 'nx1' (platform nxos) does not support commit-confirm ('confirm:')",
         "tests/data/bad/platforms.yml:15:13: error: step 'vrrp': host 'eos1' (platform eos) has no getter 'get_vrrp'",
-        "tests/data/bad/platforms.yml:16:5: error: step 'replace-all': host 'weird1' has unknown platform 'vendorx' (known: eos, frr, ios, iosxr, iosxr_netconf, junos, mock, nxos, nxos_ssh)",
+        "tests/data/bad/platforms.yml:16:5: error: step 'replace-all': host 'weird1' has unknown platform 'vendorx' (known: eos, frr, ios, iosxr, iosxr_netconf, junos, linux, mock, nxos, nxos_ssh)",
     ],
     "syntax.yml": [
         "tests/data/bad/syntax.yml:7:1: error: invalid YAML: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence at line 6)",
@@ -381,3 +381,18 @@ def test_validation_never_connects(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in EXPECTED:
         with pytest.raises(InputError):
             load_runbook(BAD / name)
+
+
+def test_render_check_and_command() -> None:
+    loaded = load_runbook(GOOD / "dc1-to-dc2.yml")
+    by_name = {ref.step.name: ref.step for ref in loaded.step_refs}
+    path_check = by_name["path-avoids-dc1"]
+    assert isinstance(path_check, CheckStep)
+    assert loaded.render_check(path_check, None).traceroute == "203.0.113.10"
+    drain = by_name["drain-dc1"]
+    assert isinstance(drain, ConfigStep) and drain.check is not None
+    assert loaded.render_check(drain.check, "dc1-edge").getter == "get_bgp_neighbors"
+    minimal = load_runbook(GOOD / "minimal.yml")
+    announce = minimal.model.steps[0]
+    assert isinstance(announce, CommandStep)
+    assert minimal.render_command(announce).argv == ["echo", "drill minimal starting"]
