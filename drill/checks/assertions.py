@@ -39,6 +39,7 @@ Comparisons
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -65,13 +66,19 @@ class PathError(ValueError):
 
 
 def parse_path(path: str) -> list[Segment]:
-    """Split a path into segments.
+    """Split a path into segments (a fresh list; parsing is cached).
 
     >>> [s.key for s in parse_path('a.b["1.2.3.4"].c')]
     ['a', 'b', '1.2.3.4', 'c']
     >>> parse_path("a.*")[1].key is WILDCARD
     True
     """
+    return list(_parse(path))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(path: str) -> tuple[Segment, ...]:
+    # The same few paths are evaluated on every host of every step: parse each once.
     segments: list[Segment] = []
     i, n = 0, len(path)
     current = ""
@@ -94,7 +101,7 @@ def parse_path(path: str) -> list[Segment]:
             i += 1
     if current:
         segments.append(_plain(current))
-    return segments
+    return tuple(segments)
 
 
 def _plain(text: str) -> Segment:
@@ -124,7 +131,7 @@ def resolve(data: Any, path: str) -> list[tuple[str, Any]]:
     >>> resolve({"peers": {"198.51.100.1": {"up": True}}}, "peers.198.51.100.1.up")
     [('peers.198.51.100.1.up', True)]
     """
-    return list(_walk(data, parse_path(path), []))
+    return list(_walk(data, list(_parse(path)), []))
 
 
 def _walk(value: Any, segments: list[Segment], trail: list[str]) -> Iterator[tuple[str, Any]]:
@@ -281,7 +288,7 @@ def evaluate(assertion: Assertion, data: Any, host: str = "") -> list[str]:
         matches = resolve(data, assertion.path)
     except PathError as exc:
         return [f"{prefix}{exc}"]
-    wildcard = any(s.key is WILDCARD for s in parse_path(assertion.path))
+    wildcard = any(s.key is WILDCARD for s in _parse(assertion.path))
     shown_path = assertion.path or "(result)"
     if assertion.count is not None:
         failures = _count(assertion.count, matches, wildcard, shown_path)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from nornir.core import Nornir
 
 from drill.engine.events import EventBus
-from drill.engine.records import Phase
+from drill.engine.records import Phase, StepRecord
 from drill.engine.rundir import RunDir
 from drill.runbook.model import Runbook, StepBase
 
@@ -94,6 +94,9 @@ class StepContext:
     phase: Phase = Phase.STEP
     key: str = ""
     abort: threading.Event = field(default_factory=threading.Event)
+    # The step running now; hosts report into it from worker threads as they finish.
+    record: StepRecord | None = None
+    reported: set[str] = field(default_factory=set)
 
     @property
     def dry_run(self) -> bool:

@@ -17,6 +17,7 @@ from nornir.core.inventory import Host
 from nornir.core.task import Result, Task
 
 from drill.engine.context import StepContext
+from drill.engine.events import HostDone
 from drill.engine.records import HostResult
 from drill.secrets import mask_secrets
 
@@ -72,7 +73,15 @@ def run_per_host(
     }
 
     def task(task: Task) -> Result:
-        return Result(host=task.host, result=fn(task))
+        # Failures are caught here, in the worker, so nornir never marks the host failed and
+        # the result is reported while the other hosts are still busy.
+        try:
+            result = fn(task)
+        except Exception as exc:
+            result = HostResult(failed=True, error=mask_secrets(describe(exc), ctx.secrets))
+            drop_connection(task.host)
+        report(ctx, task.host.name, result)
+        return Result(host=task.host, result=result)
 
     try:
         aggregated = subset.run(task=task, name=name)
@@ -80,13 +89,18 @@ def run_per_host(
         ctx.nr.data.reset_failed_hosts()
     for host_name, multi in aggregated.items():
         first = multi[0]
-        if first.failed or not isinstance(first.result, HostResult):
+        if isinstance(first.result, HostResult) and not first.exception:
+            results[host_name] = first.result
+        else:  # a BaseException escaped (or nornir itself failed)
             error = mask_secrets(describe(first.exception, str(first.result)), ctx.secrets)
             results[host_name] = HostResult(failed=True, error=error)
-            drop_connection(ctx.nr.inventory.hosts[host_name])
-        else:
-            results[host_name] = first.result
     return {h: results[h] for h in hosts if h in results}
+
+
+def report(ctx: StepContext, host: str, result: HostResult) -> None:
+    if ctx.record is not None:
+        ctx.reported.add(host)
+        ctx.bus.emit(HostDone(ctx.key, ctx.record, host, result))
 
 
 def drop_connection(host: Host) -> None:

@@ -375,6 +375,8 @@ class Engine:
         stays visible as ``interrupted``."""
         rec.started = datetime.now(UTC)
         self.record.steps.append(rec)
+        self.ctx.key, self.ctx.record = key, rec
+        self.ctx.reported = set()
         self.bus.emit(StepStarted(key, rec, hosts, self.options.dry_run))
         started = time.monotonic()
         try:
@@ -387,7 +389,9 @@ class Engine:
             rec.ended = datetime.now(UTC)
             log.debug("step %s took %.3fs", key, time.monotonic() - started)
             for host, result in rec.hosts.items():
-                self.bus.emit(HostDone(key, rec, host, result))
+                if host not in self.ctx.reported:  # local steps, hosts never reached
+                    self.bus.emit(HostDone(key, rec, host, result))
+            self.ctx.record = None
             self.bus.emit(StepEnded(key, rec))
 
     # --- plumbing -------------------------------------------------------------------

@@ -4,14 +4,16 @@ commit-confirm, dry-run, interruption, journal and secrets."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_data import fake_napalm, harness
 
 from drill.engine.context import RunOptions
 from drill.engine.journal import read_journal
@@ -20,6 +22,27 @@ from drill.engine.runner import Engine, EngineConfig
 from drill.errors import ExitCode
 from drill.report.facts import exit_code_for
 
+
+def _data_package() -> None:
+    """Make tests/unit/engine_data importable as ``engine_data`` (pytest's importlib mode
+    puts no test directory on sys.path)."""
+    if "engine_data" in sys.modules:
+        return
+    here = Path(__file__).parent / "engine_data"
+    spec = importlib.util.spec_from_file_location(
+        "engine_data", here / "__init__.py", submodule_search_locations=[str(here)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["engine_data"] = module
+    spec.loader.exec_module(module)
+
+
+_data_package()
+fake_napalm = importlib.import_module("engine_data.fake_napalm")
+harness = importlib.import_module("engine_data.harness")
+
+Network = fake_napalm.Network
 HOSTS = ["r1", "r2", "r3"]
 HEAD = """
 apiVersion: drill/v1
@@ -38,8 +61,8 @@ HEALTHY = """
 
 
 @pytest.fixture
-def net() -> Iterator[fake_napalm.Network]:
-    network = fake_napalm.Network()
+def net() -> Iterator[Network]:
+    network = Network()
     for name in HOSTS:
         network.add(name, [f"hostname {name}", "priority 100"])
     fake_napalm.CURRENT = network
@@ -67,7 +90,7 @@ def journal(engine: Engine) -> list[dict[str, object]]:
     return read_journal(engine.rundir.journal_path)
 
 
-def test_success_path(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_success_path(tmp_path: Path, net: Network) -> None:
     record, _ = run(
         tmp_path,
         f"""
@@ -102,9 +125,7 @@ vars: {{prio: 50}}
     assert record.restore == {}
 
 
-def test_failed_step_rolls_back_in_reverse_only_what_ran(
-    tmp_path: Path, net: fake_napalm.Network
-) -> None:
+def test_failed_step_rolls_back_in_reverse_only_what_ran(tmp_path: Path, net: Network) -> None:
     record, _ = run(
         tmp_path,
         f"""
@@ -140,7 +161,7 @@ steps:
     assert set(record.restore) == {"r1", "r2"}
 
 
-def test_failed_postcheck_rolls_back_and_verifies(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_failed_postcheck_rolls_back_and_verifies(tmp_path: Path, net: Network) -> None:
     record, _ = run(
         tmp_path,
         f"""
@@ -164,7 +185,7 @@ postchecks:
     assert record.restore["r2"].exact
 
 
-def test_precheck_failure_changes_nothing(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_precheck_failure_changes_nothing(tmp_path: Path, net: Network) -> None:
     net.boxes["r3"].running.append("broken")
     record, _ = run(
         tmp_path,
@@ -186,7 +207,7 @@ steps:
     assert failed.message == "r3: healthy: expected equals True, got False"
 
 
-def test_on_failure_continue(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_on_failure_continue(tmp_path: Path, net: Network) -> None:
     record, _ = run(
         tmp_path,
         f"""
@@ -206,7 +227,7 @@ steps:
     assert any("continuing" in n for n in record.notes)
 
 
-def test_on_failure_stop_leaves_changes(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_on_failure_stop_leaves_changes(tmp_path: Path, net: Network) -> None:
     record, _ = run(
         tmp_path,
         f"""
@@ -228,7 +249,7 @@ steps:
 
 
 @pytest.mark.parametrize(("retries", "outcome"), [(2, Outcome.SUCCEEDED), (0, Outcome.ROLLED_BACK)])
-def test_retries(tmp_path: Path, net: fake_napalm.Network, retries: int, outcome: Outcome) -> None:
+def test_retries(tmp_path: Path, net: Network, retries: int, outcome: Outcome) -> None:
     net.boxes["r2"].flaky = 1
     record, _ = run(
         tmp_path,
@@ -245,7 +266,7 @@ steps:
     assert sorted(net.ops("get_state")) == expected
 
 
-def test_batch_gate_stops_before_next_batch(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_batch_gate_stops_before_next_batch(tmp_path: Path, net: Network) -> None:
     record, _ = run(
         tmp_path,
         """
@@ -270,7 +291,7 @@ steps:
     assert all(r.exact for r in record.restore.values())
 
 
-def test_dry_run_commits_nothing(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_dry_run_commits_nothing(tmp_path: Path, net: Network) -> None:
     marker = tmp_path / "ran"
     record, _ = run(
         tmp_path,
@@ -317,7 +338,7 @@ postchecks:
         assert net.boxes[name].running == [f"hostname {name}", "priority 100"]
 
 
-def test_dry_run_rejected_candidate_fails(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_dry_run_rejected_candidate_fails(tmp_path: Path, net: Network) -> None:
     record, _ = run(
         tmp_path,
         """
@@ -337,7 +358,7 @@ steps:
 
 
 @pytest.mark.parametrize("passes", [True, False])
-def test_commit_confirm(tmp_path: Path, net: fake_napalm.Network, passes: bool) -> None:
+def test_commit_confirm(tmp_path: Path, net: Network, passes: bool) -> None:
     line = "priority 9" if passes else "broken"
     record, _ = run(
         tmp_path,
@@ -369,7 +390,7 @@ steps:
     assert net.opens >= 2  # the confirm check used a fresh session
 
 
-def test_interrupt_rolls_back(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_interrupt_rolls_back(tmp_path: Path, net: Network) -> None:
     record, engine = run(
         tmp_path,
         f"""
@@ -392,7 +413,7 @@ steps:
     ).items()
 
 
-def test_failed_rollback_needs_operator(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_failed_rollback_needs_operator(tmp_path: Path, net: Network) -> None:
     record, _ = run(
         tmp_path,
         f"""
@@ -415,7 +436,7 @@ steps:
     assert "+priority 3" in record.restore["r1"].diff
 
 
-def test_approval_needs_tty_or_yes(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_approval_needs_tty_or_yes(tmp_path: Path, net: Network) -> None:
     body = """
 steps:
   - name: go?
@@ -431,7 +452,7 @@ steps:
     assert record.outcome is Outcome.SUCCEEDED
 
 
-def test_journal_and_run_dir(tmp_path: Path, net: fake_napalm.Network) -> None:
+def test_journal_and_run_dir(tmp_path: Path, net: Network) -> None:
     secret_line = f"neighbor 198.51.100.1 password {harness.PASSWORD}"
     record, engine = run(
         tmp_path,
@@ -466,3 +487,104 @@ steps:
     ]
     snapshot_paths = [e["path"] for e in events if e["event"] == "snapshot"]
     assert snapshot_paths and all(Path(p).exists() for p in snapshot_paths)
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+CLI_RUNBOOK = """
+apiVersion: drill/v1
+name: cli-unit
+inventory: inventory
+targets:
+  edges: {hosts: [r1, r2]}
+prechecks:
+  - name: facts
+    kind: check
+    on: edges
+    getter: get_facts
+    assert:
+      - path: vendor
+        equals: fake
+steps:
+  - name: lower priority
+    kind: config
+    on: edges
+    config: "{{ vars.line }}"
+postchecks:
+  - name: not broken
+    kind: check
+    on: r2
+    getter: get_config
+    assert:
+      - path: running
+        regex: '^(?![\\s\\S]*broken)'
+vars: {line: priority 50}
+"""
+
+
+@pytest.fixture
+def cli_dir(tmp_path: Path, net: Network, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import nornir_napalm.plugins.connections as napalm_connection
+
+    # The loader only accepts known platforms: call the hosts 'mock' and hand nornir the
+    # fake driver for it.
+    monkeypatch.setattr(
+        napalm_connection, "get_network_driver", lambda name: fake_napalm.DrillFakeDriver
+    )
+    monkeypatch.setenv("DRILL_STATE_DIR", str(tmp_path / "state"))
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    (inventory / "hosts.yaml").write_text(
+        "".join(
+            f"{h}:\n  hostname: {h}\n  platform: mock\n  username: admin\n"
+            f"  password: {harness.PASSWORD}\n"
+            for h in HOSTS
+        )
+    )
+    (tmp_path / "runbook.yml").write_text(CLI_RUNBOOK)
+    return tmp_path
+
+
+def drill_cli(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from drill.cli.app import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def test_cli_graph_and_plan(cli_dir: Path) -> None:
+    code, out = drill_cli("graph")
+    assert code == 0 and out.startswith("stateDiagram-v2")
+    code, out = drill_cli("plan", str(cli_dir / "runbook.yml"), "--json")
+    assert code == 0, out
+    plan = json.loads(out)
+    assert [(s["phase"], s["name"], s["hosts"]) for s in plan["steps"]] == [
+        ("precheck", "facts", ["r1", "r2"]),
+        ("step", "lower priority", ["r1", "r2"]),
+        ("postcheck", "not broken", ["r2"]),
+    ]
+    assert plan["rollback"][0].startswith("lower priority: restore the running config")
+
+
+def test_cli_run_exit_codes(cli_dir: Path, net: Network) -> None:
+    runbook = str(cli_dir / "runbook.yml")
+    code, out = drill_cli("run", runbook, "--dry-run", "--json")
+    assert code == int(ExitCode.OK), out
+    assert net.ops("commit") == []
+    code, out = drill_cli("run", runbook, "--var", "line=broken", "--report-dir", str(cli_dir))
+    assert code == int(ExitCode.FAILED), out
+    report = json.loads((cli_dir / "report.json").read_text())
+    assert report["outcome"] == "rolled_back"
+    assert harness.PASSWORD not in (cli_dir / "report.json").read_text()
+    for name in ("r1", "r2"):
+        assert net.boxes[name].running == [f"hostname {name}", "priority 100"]
+    code, out = drill_cli("run", runbook, "--junit", str(cli_dir / "junit.xml"))
+    assert code == int(ExitCode.OK), out
+    assert net.boxes["r1"].running[-1] == "priority 50"
+    assert (cli_dir / "junit.xml").exists()
+    runs = sorted((cli_dir / "state" / "runs").iterdir())
+    assert len(runs) == 3 and all((r / "report.json").exists() for r in runs)
