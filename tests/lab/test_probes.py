@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from drill.runbook.model import PacketProbe, ServiceProbe
 pytestmark = pytest.mark.lab
 log = logging.getLogger(__name__)
 
+LAB_DIR = Path(__file__).resolve().parent.parent.parent / "labs" / "two-dc"
 A_ADDR, B_ADDR = "198.19.254.1", "198.19.254.2"
 A_ADDR6, B_ADDR6 = "2001:db8:254::1", "2001:db8:254::2"
 
@@ -309,3 +311,35 @@ def test_vantage_runs_commands_inside_the_namespace(pair: NetPair) -> None:
     out = sh(*vantage.wrap(f"netns:{pair.a}", ["ip", "-4", "-o", "addr", "show", "dev", "va"]))
     assert f"{A_ADDR}/24" in out
     assert A_ADDR not in sh(*vantage.wrap("local", ["ip", "-4", "-o", "addr", "show"]))
+
+
+def test_probes_through_the_two_dc_lab(lab: Any) -> None:
+    """From the lab's client to the service VIP, across a blackholed client link."""
+    client = f"lab:{LAB_DIR}:client"
+    packet = PacketProbe.model_validate(
+        {"name": "vip", "kind": "packet", "target": "192.0.2.10", "rate": 500, "from": client}
+    )
+    service = ServiceProbe.model_validate(
+        {"name": "web", "kind": "service", "url": "http://192.0.2.10/", "rate": 20,
+         "timeout": "300ms", "from": client}
+    )  # fmt: skip
+    from drill.lab.faults import apply_fault, clear_faults
+
+    with start_probe(packet) as ping, start_probe(service) as web:
+        wait_for(lambda: progress_sent(ping) >= 500, "packets before the cut")
+        assert ping.check_limits() is None and web.check_limits() is None
+        apply_fault(lab.impl, "link", "wan:client", "blackhole")
+        try:
+            time.sleep(0.5)
+        finally:
+            clear_faults(lab.impl, "link", "wan:client")
+        sent_at_restore = progress_sent(ping)
+        wait_for(lambda: progress_sent(ping) >= sent_at_restore + 1000, "recovery")
+        ping_result, web_result = ping.stop(), web.stop()
+    assert ping_result.error is None and web_result.error is None
+    assert len(ping_result.outages) == 1 and ping_result.lost > 0
+    # every packet sent during the 0.5 s blackhole was lost: the gap is at least that, less
+    # the one interval the definition subtracts
+    assert ping_result.max_gap_ms >= 500.0 - 2.0
+    assert web_result.lost > 0 and web_result.sent > web_result.lost
+    assert web_result.backends and set(web_result.backends) <= {"app1", "app2"}
