@@ -24,6 +24,7 @@ from drill.engine.records import HostResult
 from drill.runbook.model import CheckSpec, StepBase
 from drill.steps import vantage
 from drill.steps.base import StepOutcome
+from drill.steps.render import render_spec
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,15 @@ def assert_all(spec: CheckSpec, data: Any, host: str) -> list[str]:
     return failures
 
 
-def check_on_host(task: Task, spec: CheckSpec, dev: Any | None = None) -> HostResult:
+def check_on_host(task: Task, spec: CheckSpec, runbook: Any, dev: Any | None = None) -> HostResult:
+    spec = render_spec(spec, runbook, task.host)
     data = read_getter(dev if dev is not None else device(task), spec)
     failures = assert_all(spec, data, task.host.name)
     return HostResult(failed=bool(failures), error="\n".join(failures) or None)
 
 
 def check_hosts(ctx: StepContext, spec: CheckSpec, hosts: list[str], name: str) -> StepOutcome:
-    results = run_per_host(ctx, hosts, lambda task: check_on_host(task, spec), name)
+    results = run_per_host(ctx, hosts, lambda task: check_on_host(task, spec, ctx.runbook), name)
     return StepOutcome.from_hosts(results)
 
 
@@ -84,6 +86,7 @@ def run_spec(spec: CheckSpec, ctx: StepContext, hosts: list[str], name: str) -> 
 def local_check(spec: CheckSpec, ctx: StepContext) -> StepOutcome:
     where = spec.from_ or "local"
     try:
+        spec = render_spec(spec, ctx.runbook, None)
         data = _http(spec.http, where) if spec.http else _traceroute(spec, ctx, where)
     except Exception as exc:
         return StepOutcome.failed(f"{where}: {type(exc).__name__}: {exc}")

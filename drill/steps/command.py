@@ -12,6 +12,7 @@ from drill.runbook.model import CommandStep, StepBase
 from drill.secrets import mask_secrets
 from drill.steps import vantage
 from drill.steps.base import StepOutcome
+from drill.steps.render import render_value
 
 log = logging.getLogger(__name__)
 MAX_OUTPUT = 4000
@@ -22,8 +23,10 @@ def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     where = step.from_ or "local"
     cwd = str(ctx.runbook.path.parent / step.cwd) if step.cwd else str(ctx.runbook.path.parent)
     timeout = float(step.timeout) if step.timeout else None
+    argv = [render_value(ctx.runbook, a, None) for a in step.argv]
+    env = {k: render_value(ctx.runbook, v, None) for k, v in step.env.items()}
     try:
-        proc = vantage.run(step.argv, step.from_, timeout=timeout, env=step.env, cwd=cwd)
+        proc = vantage.run(argv, step.from_, timeout=timeout, env=env, cwd=cwd)
     except subprocess.TimeoutExpired:
         return StepOutcome.failed(f"{where}: {step.argv[0]} timed out after {timeout:g}s")
     except OSError as exc:

@@ -111,7 +111,7 @@ def _commit(task: Task, step: ConfigStep, ctx: StepContext, dev: Any, diff: str)
         ctx.bus.emit(CommitDone(ctx.key, host))
         return HostResult(changed=True, diff=diff)
     dev.commit_config(revert_in=max(1, revert_in))
-    problem = _confirm_check(task, step)
+    problem = _confirm_check(task, step, ctx)
     if problem is None:
         dev.confirm_commit()
         ctx.bus.emit(CommitDone(ctx.key, host, confirmed=True))
@@ -126,7 +126,7 @@ def _commit(task: Task, step: ConfigStep, ctx: StepContext, dev: Any, diff: str)
     )
 
 
-def _confirm_check(task: Task, step: ConfigStep) -> str | None:
+def _confirm_check(task: Task, step: ConfigStep, ctx: StepContext) -> str | None:
     """Run the step's check through a NEW session: the change must not have cut us off."""
     try:
         fresh = fresh_device(task.host)
@@ -135,7 +135,7 @@ def _confirm_check(task: Task, step: ConfigStep) -> str | None:
     try:
         if step.check is None:
             return None
-        result = check.check_on_host(task, step.check, dev=fresh)
+        result = check.check_on_host(task, step.check, ctx.runbook, dev=fresh)
         return result.error if result.failed else None
     except Exception as exc:
         return f"check failed: {type(exc).__name__}: {exc}"

@@ -1,11 +1,12 @@
-"""Run a local command from a vantage point: ``local``, ``netns:NAME`` or
-``lab:LABDIR:NODE`` (the lab node's namespace, ``<labname>-<node>``)."""
+"""Run a local command from a vantage point (``local``, ``netns:NAME``, ``lab:LABDIR:NODE``;
+resolved by drill.probes.vantage, the same rules the probes use)."""
 
 from __future__ import annotations
 
 import logging
 import subprocess
-from pathlib import Path
+
+from drill.probes import vantage as probe_vantage
 
 log = logging.getLogger(__name__)
 
@@ -13,21 +14,14 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def wrap(argv: list[str], vantage: str | None) -> list[str]:
-    """The argv that runs ``argv`` at ``vantage``.
+    """The argv that runs ``argv`` at ``vantage`` (the probes' rules, one place).
 
     >>> wrap(["ping", "-c1", "192.0.2.1"], "netns:two-dc-client")
     ['ip', 'netns', 'exec', 'two-dc-client', 'ping', '-c1', '192.0.2.1']
-    >>> wrap(["true"], "lab:labs/two-dc:client")
-    ['ip', 'netns', 'exec', 'two-dc-client', 'true']
+    >>> wrap(["true"], None)
+    ['true']
     """
-    if vantage in (None, "", "local"):
-        return list(argv)
-    if vantage.startswith("netns:"):
-        return ["ip", "netns", "exec", vantage.removeprefix("netns:"), *argv]
-    if vantage.startswith("lab:"):
-        _, labdir, node = vantage.split(":", 2)
-        return ["ip", "netns", "exec", f"{Path(labdir).name}-{node}", *argv]
-    raise ValueError(f"unknown vantage point {vantage!r} (use local, netns:NAME, lab:DIR:NODE)")
+    return probe_vantage.wrap(vantage or "local", list(argv))
 
 
 def run(
