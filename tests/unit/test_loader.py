@@ -396,3 +396,14 @@ def test_render_check_and_command() -> None:
     announce = minimal.model.steps[0]
     assert isinstance(announce, CommandStep)
     assert minimal.render_command(announce).argv == ["echo", "drill minimal starting"]
+
+
+def test_docs_worked_example_validates_against_the_lab_inventory(tmp_path: Path) -> None:
+    docs = (REPO / "docs" / "runbook.md").read_text()
+    marker = docs.index("<!-- worked-example")
+    start = docs.index("```yaml\n", marker) + len("```yaml\n")
+    example = tmp_path / "dc1-to-dc2.yml"
+    example.write_text(docs[start : docs.index("```\n", start)])
+    loaded = load_runbook(example, inventory_override=REPO / "labs" / "two-dc" / "inventory")
+    assert loaded.model.name == "dc1-to-dc2"
+    assert loaded.all_hosts() == ["dc1-edge", "dc2-edge", "wan"]
