@@ -78,9 +78,10 @@ class RunningProbe:
             start_new_session=True,
         )
         threading.Thread(target=self._read_stdout, name=f"probe-{self.name}", daemon=True).start()
-        threading.Thread(
+        self._stderr_reader = threading.Thread(
             target=self._read_stderr, name=f"probe-{self.name}-err", daemon=True
-        ).start()
+        )
+        self._stderr_reader.start()
         self._wait_ready()
 
     @property
@@ -113,6 +114,8 @@ class RunningProbe:
             log.debug("probe %s agent: %s", self.name, line.rstrip())
 
     def _agent_failure(self) -> str:
+        if self._proc.poll() is not None:
+            self._stderr_reader.join(timeout=2.0)  # its last words, e.g. from `ip netns exec`
         detail = self._error or " / ".join(self._stderr) or "no message"
         return f"probe {self.name}: agent exited ({detail})"
 

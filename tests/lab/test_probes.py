@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from drill.probes import RunningProbe, start_probe, vantage
+from drill.probes import ProbeError, RunningProbe, start_probe, vantage
 from drill.runbook.model import PacketProbe, ServiceProbe
 
 pytestmark = pytest.mark.lab
@@ -343,3 +343,11 @@ def test_probes_through_the_two_dc_lab(lab: Any) -> None:
     assert ping_result.max_gap_ms >= 500.0 - 2.0
     assert web_result.lost > 0 and web_result.sent > web_result.lost
     assert web_result.backends and set(web_result.backends) <= {"app1", "app2"}
+
+
+def test_a_missing_namespace_fails_the_start_with_the_reason() -> None:
+    spec = PacketProbe.model_validate(
+        {"name": "p", "kind": "packet", "target": B_ADDR, "from": f"netns:prb-none-{os.getpid()}"}
+    )
+    with pytest.raises(ProbeError, match="Cannot open network namespace"):
+        start_probe(spec)
