@@ -38,6 +38,9 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:null",
 }
 
+# libyaml's event parser is ~5x faster than PyYAML's pure-Python one; same events and marks.
+_EVENT_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 PathKey = str | int
 JsonPath = tuple[PathKey, ...]
 
@@ -153,12 +156,13 @@ def parse(text: str, display: str) -> ParsedYaml:
             "(is this a binary file?)"
         )
         raise YamlError([Diagnostic(display, pos.line, pos.col, message)])
-    builder = _Builder(display)
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            builder.feed(event)
-            if builder.fatal:
-                break
+        builder = _build(text, display, _EVENT_LOADER)
+    except yaml.YAMLError:
+        builder = None  # PyYAML's own parser words syntax errors better: let it report them
+    try:
+        if builder is None:
+            builder = _build(text, display, yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         tabs = _tab_diagnostics(text, display)
         if tabs:
@@ -169,6 +173,15 @@ def parse(text: str, display: str) -> ParsedYaml:
     if builder.diagnostics:
         raise YamlError(sort_diagnostics(builder.diagnostics + builder.soft))
     return ParsedYaml(builder.result, builder.positions, text, builder.soft)
+
+
+def _build(text: str, display: str, loader: Any) -> _Builder:
+    builder = _Builder(display)
+    for event in yaml.parse(text, Loader=loader):
+        builder.feed(event)
+        if builder.fatal:
+            break
+    return builder
 
 
 def sort_diagnostics(found: list[Diagnostic]) -> list[Diagnostic]:
@@ -243,6 +256,8 @@ class _Builder:
         if tag not in _STANDARD_TAGS:
             self.error(pos, f"unsupported YAML tag {event.tag!r}", fatal=True)
             return None
+        if tag == "tag:yaml.org,2002:str":
+            return event.value  # most scalars: skip the constructor machinery
         node = yaml.ScalarNode(tag, event.value, style=event.style)
         try:
             return self._scalars.construct_object(node)
