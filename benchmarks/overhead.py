@@ -131,12 +131,12 @@ def plain(hosts: int, steps: int, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def drill(hosts: int, steps: int, workers: int, directory: Path) -> float:
+def drill(hosts: int, steps: int, workers: int, directory: Path, console: bool = True) -> float:
     nr = make_nornir(hosts, workers)
     book = runbook(hosts, steps, directory)
     with (directory / "console.txt").open("w") as out:
-        console = ConsoleObserver(Console(file=out, width=120, force_terminal=False))
-        engine = Engine(book, nr, RunOptions(), observers=[console],
+        observers = [ConsoleObserver(Console(file=out, width=120))] if console else []
+        engine = Engine(book, nr, RunOptions(), observers=observers,
                         config=EngineConfig(state_base=directory / "state"))  # fmt: skip
         started = time.perf_counter()
         record = engine.run()
@@ -163,6 +163,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=100)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--memory", action="store_true", help="trace peak memory (slower)")
+    parser.add_argument(
+        "--no-console", action="store_true", help="diagnosis: drill without console output"
+    )
     args = parser.parse_args()
     install_driver()
     bound = args.steps * -(-args.hosts // args.workers) * CALL_S
@@ -180,7 +183,7 @@ def main() -> int:
                 if side == "nornir":
                     call: tuple[Any, ...] = (plain, args.hosts, args.steps, args.workers)
                 else:
-                    call = (drill, args.hosts, args.steps, args.workers, work)
+                    call = (drill, args.hosts, args.steps, args.workers, work, not args.no_console)
                 if args.memory:
                     elapsed, peak = measured(*call)
                     peaks[side] = max(peaks[side], peak)

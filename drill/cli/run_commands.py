@@ -134,7 +134,9 @@ def run(
         confirm=(lambda prompt: typer.confirm(prompt, default=False)) if interactive else None,
     )
     engine = Engine(loaded, nr, options, observers=[console])
-    with HostLocks(state_dir(), sorted(nr.inventory.hosts), engine.run_id):
+    all_hosts = getattr(loaded, "all_hosts", None)
+    hosts = list(all_hosts()) if all_hosts is not None else sorted(nr.inventory.hosts)
+    with HostLocks(state_dir(), hosts, engine.run_id):
         record = engine.run()
     written = [write_report(record, engine.rundir.path, secrets=secrets)]
     if report_dir is not None:

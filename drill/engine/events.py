@@ -7,6 +7,7 @@ observer in order, under a lock, because config steps report commits from worker
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -215,11 +216,21 @@ class Observer(Protocol):
 
 
 class EventBus:
-    """Fans events out to observers; thread-safe, in subscription order."""
+    """Fans events out to observers, in order, one event at a time.
+
+    ``emit`` delivers at once (and first everything posted before it: a step's host results
+    always precede its end). ``post`` is for worker threads: the event is queued and a
+    dispatcher thread delivers it, so a host's worker goes back to the pool instead of
+    waiting for the console and the journal.
+    """
 
     def __init__(self, observers: list[Observer] | None = None) -> None:
         self._observers: list[Observer] = list(observers or [])
         self._lock = threading.RLock()
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
     def subscribe(self, observer: Observer) -> None:
         with self._lock:
@@ -227,5 +238,49 @@ class EventBus:
 
     def emit(self, event: Event) -> None:
         with self._lock:
-            for observer in self._observers:
-                observer.notify(event)
+            self._drain()
+            self._deliver(event)
+
+    def post(self, event: Event) -> None:
+        if self._closed:
+            self.emit(event)
+            return
+        self._queue.put(event)
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._dispatch, name="drill-events", daemon=True
+                    )
+                    self._thread.start()
+        self._wake.set()
+
+    def close(self) -> None:
+        """Deliver what is queued and stop the dispatcher."""
+        with self._lock:
+            self._closed = True
+            self._drain()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _dispatch(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            with self._lock:
+                # Cleared under the lock, before draining: a post after this is seen next
+                # round, and nothing is delivered out of order with emit().
+                self._wake.clear()
+                self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        for observer in self._observers:
+            observer.notify(event)

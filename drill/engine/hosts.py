@@ -76,7 +76,11 @@ def run_per_host(
         # Failures are caught here, in the worker, so nornir never marks the host failed and
         # the result is reported while the other hosts are still busy.
         try:
-            result = fn(task)
+            if ctx.abort.is_set():
+                # Queued hosts of an interrupted step must not start a change.
+                result = HostResult(failed=True, error="not run: the run was interrupted")
+            else:
+                result = fn(task)
         except Exception as exc:
             result = HostResult(failed=True, error=mask_secrets(describe(exc), ctx.secrets))
             drop_connection(task.host)
@@ -100,7 +104,7 @@ def run_per_host(
 def report(ctx: StepContext, host: str, result: HostResult) -> None:
     if ctx.record is not None:
         ctx.reported.add(host)
-        ctx.bus.emit(HostDone(ctx.key, ctx.record, host, result))
+        ctx.bus.post(HostDone(ctx.key, ctx.record, host, result))
 
 
 def drop_connection(host: Host) -> None:

@@ -29,6 +29,8 @@ class Journal:
     def __init__(self, path: Path, secrets: Iterable[str] = ()) -> None:
         self.path = path
         self._secrets = tuple(s for s in secrets if s)
+        # A secret appears in a JSON line escaped: look for both spellings.
+        self._needles = tuple({n for s in self._secrets for n in (s, json.dumps(s)[1:-1])})
         self._lock = threading.Lock()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._file: TextIO = os.fdopen(fd, "a", encoding="utf-8", buffering=1 << 16)
@@ -37,13 +39,13 @@ class Journal:
         self.write(event.kind, event.payload(), sync=event.sync)
 
     def write(self, kind: str, payload: dict[str, Any], *, sync: bool = False) -> None:
-        if self._secrets:
-            # Errors echo what devices say, and a device may echo a password.
-            payload = _masked(payload, self._secrets)
-        line = json.dumps(
-            {"ts": datetime.now(UTC).isoformat(timespec="microseconds"), "event": kind, **payload},
-            default=str,
-        )
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        line = json.dumps({"ts": stamp, "event": kind, **payload}, default=str)
+        if any(needle in line for needle in self._needles):
+            # Errors echo what devices say, and a device may echo a password. Masked per
+            # value so the line stays valid JSON.
+            masked = _masked(payload, self._secrets)
+            line = json.dumps({"ts": stamp, "event": kind, **masked}, default=str)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()

@@ -154,6 +154,7 @@ class Engine:
             if self.lifecycle.state in OUTCOME_OF:
                 self.record.outcome = OUTCOME_OF[self.lifecycle.state]
             self.bus.emit(RunEnded(self.record, {"state": self.lifecycle.state.value}))
+            self.bus.close()
             self.journal.close()
             self.nr.close_connections(on_good=True, on_failed=True)
         return self.record
