@@ -83,10 +83,13 @@ class Lab:
             try:
                 self._build()
                 health.wait_converged(self.plan, max(1.0, timeout - (time.monotonic() - started)))
-            except (DrillError, OSError) as exc:
+            except BaseException as exc:
+                # Ctrl-C too: a half-made lab is never left behind by `up`.
                 log.debug("lab up failed, cleaning up", exc_info=True)
                 self._teardown(load_state(self.plan))
-                raise LabError(f"lab {self.name} up failed: {exc}") from exc
+                if isinstance(exc, DrillError | OSError):
+                    raise LabError(f"lab {self.name} up failed: {exc}") from exc
+                raise
             state = load_state(self.plan)
             if state is not None:
                 state.converged = True

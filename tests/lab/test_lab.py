@@ -215,7 +215,13 @@ def _leaks_to_mgmt_bridge(lab: Any) -> bool:
         text=True,
     )
     try:
-        time.sleep(0.5)  # tcpdump has no readiness signal; it must listen before we send
+        assert capture.stderr is not None
+        # tcpdump says "listening on ..." once its capture is open: only then send.
+        for _ in range(3):
+            if "listening on" in capture.stderr.readline():
+                break
+        else:
+            pytest.fail("tcpdump did not start listening")
         gateway = str(lab.impl.plan.mgmt_gateway.ip)
         lab.exec("client", ["ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", "eth1", gateway])
         try:
@@ -238,6 +244,44 @@ def test_routers_never_forward_into_management(lab: Any) -> None:
     finally:
         NodeRuntime(lab.impl.plan, lab.impl.plan.node("wan")).isolate_mgmt()
     assert not _leaks_to_mgmt_bridge(lab)
+
+
+def test_inventory_reaches_every_host_with_plain_nornir(lab: Any) -> None:
+    """The committed inventory works as is: address, credentials and known_hosts per host."""
+    nornir = pytest.importorskip("nornir")
+    paramiko = pytest.importorskip("paramiko")
+    nr = nornir.InitNornir(
+        inventory={
+            "plugin": "SimpleInventory",
+            "options": {
+                "host_file": str(lab.inventory_dir / "hosts.yaml"),
+                "group_file": str(lab.inventory_dir / "groups.yaml"),
+                "defaults_file": str(lab.inventory_dir / "defaults.yaml"),
+            },
+        },
+        logging={"enabled": False},
+    )
+    assert set(nr.inventory.hosts) == {"wan", "dc1-edge", "dc2-edge", "app1", "app2", "client"}
+    for name, host in nr.inventory.hosts.items():
+        options = host.get_connection_parameters("napalm").extras["optional_args"]
+        client = paramiko.SSHClient()
+        client.load_host_keys(options["known_hosts_file"])
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(
+            host.hostname,
+            port=host.port or 22,
+            username=host.username,
+            password=host.password,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=5,
+        )
+        try:
+            _, out, _ = client.exec_command("hostname", timeout=10)
+            assert out.read().decode().strip() == name
+        finally:
+            client.close()
+        assert host.platform == ("linux" if name == "client" else "frr")
 
 
 def test_no_routing_protocol_carries_the_management_prefix(lab: Any) -> None:
