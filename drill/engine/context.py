@@ -96,6 +96,8 @@ class StepContext:
     abort: threading.Event = field(default_factory=threading.Event)
     # The step running now; hosts report into it from worker threads as they finish.
     record: StepRecord | None = None
+    # time.monotonic() after which no further host of the step is started (step `timeout`)
+    deadline: float | None = None
     reported: set[str] = field(default_factory=set)
 
     @property

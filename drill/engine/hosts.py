@@ -9,6 +9,7 @@ liveness, so a broken session would fail every later step), and nornir's shared
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,8 @@ def run_per_host(
             if ctx.abort.is_set():
                 # Queued hosts of an interrupted step must not start a change.
                 result = HostResult(failed=True, error="not run: the run was interrupted")
+            elif ctx.deadline is not None and time.monotonic() > ctx.deadline:
+                result = HostResult(failed=True, error="not run: the step's timeout passed")
             else:
                 result = fn(task)
         except Exception as exc:

@@ -315,12 +315,20 @@ class Engine:
         if step.when_mode is not None and self.runbook.model.mode not in step.when_mode:
             return self._skip(step, phase, index, f"not in mode {self.runbook.model.mode}", rec)
         hosts = self.ctx.hosts_for(step)
+        own_timeout = step.kind in ("wait_until", "command")  # type: ignore[attr-defined]
         with self._step_scope(key, rec, hosts):
-            self.ctx.key = key
-            attempt = lambda: self._handler(step, self.ctx, hosts)  # noqa: E731
-            self._apply(
-                rec, self._attempt(attempt, rec, retries=step.retries, hosts=hosts, step=step)
+            # wait_until and command enforce their own timeout; for host steps it stops
+            # hosts from starting late (a thread cannot be killed mid-call).
+            if step.timeout is not None and not own_timeout:
+                self.ctx.deadline = time.monotonic() + float(step.timeout)
+            outcome = self._attempt(
+                lambda: self._handler(step, self.ctx, hosts),
+                rec,
+                retries=step.retries,
+                hosts=hosts,
+                step=step,
             )
+            self._apply(rec, outcome)
         return rec
 
     def _attempt(
@@ -392,7 +400,7 @@ class Engine:
             for host, result in rec.hosts.items():
                 if host not in self.ctx.reported:  # local steps, hosts never reached
                     self.bus.emit(HostDone(key, rec, host, result))
-            self.ctx.record = None
+            self.ctx.record, self.ctx.deadline = None, None
             self.bus.emit(StepEnded(key, rec))
 
     # --- plumbing -------------------------------------------------------------------

@@ -70,12 +70,12 @@ def net() -> Iterator[Network]:
 
 
 def run(
-    tmp_path: Path, body: str, *, dry_run: bool = False, yes: bool = False
+    tmp_path: Path, body: str, *, dry_run: bool = False, yes: bool = False, workers: int = 5
 ) -> tuple[RunRecord, Engine]:
     loaded = harness.load(HEAD + body, tmp_path)
     engine = Engine(
         loaded,
-        harness.nornir_for(HOSTS),
+        harness.nornir_for(HOSTS, workers=workers),
         RunOptions(dry_run=dry_run, assume_yes=yes),
         config=EngineConfig(state_base=tmp_path / "state"),
     )
@@ -264,6 +264,25 @@ steps:
     # Only the failing host is asked again.
     expected = ["r1", "r2", "r2"] if retries else ["r1", "r2"]
     assert sorted(net.ops("get_state")) == expected
+
+
+def test_step_timeout_stops_hosts_from_starting(tmp_path: Path, net: Network) -> None:
+    net.boxes["r1"].delay = 0.3
+    record, _ = run(
+        tmp_path,
+        f"""
+steps:
+  - name: slow
+    timeout: 100ms
+    on: all{HEALTHY}
+""",
+        workers=1,
+    )
+    assert record.outcome is Outcome.ROLLED_BACK
+    slow = next(s for s in record.steps if s.name == "slow")
+    assert not slow.hosts["r1"].failed  # it started in time and finished
+    assert slow.hosts["r3"].error == "not run: the step's timeout passed"
+    assert net.ops("get_state").count("r3") == 0
 
 
 def test_batch_gate_stops_before_next_batch(tmp_path: Path, net: Network) -> None:

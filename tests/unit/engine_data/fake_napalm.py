@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ class FakeBox:
     pending_revert: list[str] | None = None  # config before an unconfirmed commit
     fail_get: bool = False  # getters raise (device down)
     fail_commit: bool = False
+    delay: float = 0.0  # seconds each get_state takes
     flaky: int = 0  # this many get_state calls report unhealthy before the truth
 
 
@@ -161,6 +163,7 @@ class DrillFakeDriver(NetworkDriver):  # type: ignore[misc]
         if self.box.fail_get:
             raise ConnectionError("device unreachable")
         CURRENT.record(self.hostname, "get_state")
+        time.sleep(self.box.delay)
         if self.box.flaky > 0:
             self.box.flaky -= 1
             return {"lines": [], "healthy": False, "priority": 0}
