@@ -50,12 +50,31 @@ class Predicate(Strict):
                 raise ValueError(f"invalid regex {value!r}: {exc}") from None
         return value
 
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance_form(cls, value: str | float | None) -> str | float | None:
+        if isinstance(value, str) and not re.fullmatch(r"\d+(\.\d+)?%", value.strip()):
+            raise ValueError(f"tolerance {value!r}: use a number (absolute) or e.g. '10%'")
+        if isinstance(value, int | float) and value < 0:
+            raise ValueError("tolerance must not be negative")
+        return value
+
+    @field_validator("range")
+    @classmethod
+    def _range_order(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"range [{value[0]:g}, {value[1]:g}]: low is above high")
+        return value
+
+    def _check_tolerance(self) -> None:
+        if self.tolerance is not None and "equals" not in self.model_fields_set:
+            raise ValueError("'tolerance' applies to 'equals' only")
+
     @model_validator(mode="after")
     def _not_empty(self) -> Predicate:
         if not self.model_fields_set:
             raise ValueError("a predicate needs at least one comparison")
-        if self.tolerance is not None and "equals" not in self.model_fields_set:
-            raise ValueError("'tolerance' applies to 'equals' only")
+        self._check_tolerance()
         return self
 
 
@@ -84,6 +103,7 @@ class Assertion(Predicate):
             raise ValueError(f"put comparisons inside '{quantifiers[0]}', not beside it")
         if not quantifiers and not own:
             raise ValueError("an assertion needs a comparison or one of all/any/count")
+        self._check_tolerance()
         return self
 
 

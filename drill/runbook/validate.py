@@ -19,6 +19,7 @@ from drill.runbook.model import (
     CheckStep,
     CommandStep,
     ConfigStep,
+    PacketProbe,
     Runbook,
     TargetSelector,
     ValidateStep,
@@ -136,16 +137,20 @@ def _check_targets(c: Checker) -> None:
 
 
 def _check_probes(c: Checker) -> None:
-    seen: dict[str, int] = {}
+    first: dict[str, int] = {}
     for index, probe in enumerate(c.model.probes):
         path: JsonPath = ("probes", index)
         _check_vantage(c, (*path, "from"), probe.from_)
-        if probe.name in seen:
-            c.at(
-                (*path, "name"),
-                f"duplicate probe name '{probe.name}' (also probe #{seen[probe.name]})",
+        if isinstance(probe, PacketProbe) and (probe.protocol == "udp") != (probe.port is not None):
+            problem = "a udp probe needs 'port'" if probe.port is None else "'port' is for udp only"
+            c.at(path, f"probe '{probe.name}': {problem}")
+        line = c.parsed.positions.value((*path, "name")).line
+        if probe.name in first:
+            message = (
+                f"duplicate probe name '{probe.name}' (first used at line {first[probe.name]})"
             )
-        seen.setdefault(probe.name, index + 1)
+            c.at((*path, "name"), message)
+        first.setdefault(probe.name, line)
 
 
 def _check_vantage(c: Checker, path: JsonPath, value: str | None) -> None:

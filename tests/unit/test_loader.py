@@ -26,6 +26,19 @@ SECRET = "s3cr3t-never-printed"
 LINE = re.compile(r"^[^:]+:\d+:\d+: error: ")
 
 EXPECTED: dict[str, list[str]] = {
+    "assertions.yml": [
+        "tests/data/bad/assertions.yml:8:9: error: step 'a', 'assert[0]': 'tolerance' applies to 'equals' only",
+        "tests/data/bad/assertions.yml:13:20: error: step 'a', 'assert[1].tolerance': tolerance 'ten percent': use a number (absolute) or e.g. '10%'",
+        "tests/data/bad/assertions.yml:15:16: error: step 'a', 'assert[2].range': range [0.9, 0.1]: low is above high",
+        "tests/data/bad/assertions.yml:16:9: error: step 'a', 'assert[3]': use one of all/any/count, not all, any",
+        "tests/data/bad/assertions.yml:20:16: error: step 'a', 'assert[4].regex': invalid regex '(unclosed': missing ), unterminated subpattern at position 0",
+    ],
+    "probe-udp.yml": [
+        "tests/data/bad/probe-udp.yml:4:5: error: probe 'no-port': a udp probe needs 'port'",
+        "tests/data/bad/probe-udp.yml:8:5: error: probe 'no-port': 'port' is for udp only",
+        "tests/data/bad/probe-udp.yml:8:11: error: duplicate probe name 'no-port' (first used at line 4)",
+        "tests/data/bad/probe-udp.yml:12:11: error: probe 'no-port': bad vantage point 'netns:' (use local, netns:NAME or lab:LABDIR:NODE)",
+    ],
     "alias-bomb.yml": [
         "tests/data/bad/alias-bomb.yml:5:10: error: YAML aliases (*a) are not allowed",
     ],
