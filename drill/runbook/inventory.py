@@ -102,8 +102,12 @@ def inventory_files(path: Path) -> InventoryFiles:
         raise InputError([Diagnostic(display, 1, 1, "inventory not found")])
     parsed = _parse_file(path)
     config = parsed.data
-    if not isinstance(config, dict) or not isinstance(config.get("inventory", {}), dict):
-        raise InputError([_at(display, parsed, (), "a nornir config file must be a mapping")])
+    if not isinstance(config, dict) or not isinstance(config.get("inventory"), dict):
+        message = (
+            "not a nornir config file (no 'inventory' mapping): give a SimpleInventory "
+            "directory or a nornir config file"
+        )
+        raise InputError([_at(display, parsed, (), message)])
     inventory = config.get("inventory", {})
     plugin = inventory.get("plugin", "SimpleInventory")
     if plugin != "SimpleInventory":

@@ -15,11 +15,13 @@ from drill.errors import Diagnostic, InputError
 from drill.runbook import platforms
 from drill.runbook.inventory import Inventory
 from drill.runbook.model import (
+    ApprovalStep,
     CheckSpec,
     CheckStep,
     CommandStep,
     ConfigStep,
     PacketProbe,
+    PauseStep,
     Runbook,
     TargetSelector,
     ValidateStep,
@@ -186,12 +188,26 @@ def _needs_hosts(ref: StepRef) -> bool:
     return isinstance(step, CheckStep | WaitUntilStep) and step.getter is not None
 
 
+def _hostless(ref: StepRef) -> bool:
+    """Steps for which `on` would be silently ignored."""
+    step = ref.step
+    if isinstance(step, PauseStep | ApprovalStep):
+        return True
+    return (
+        isinstance(step, CheckStep | WaitUntilStep)
+        and step.getter is None
+        and bool(step.http or step.traceroute)
+    )
+
+
 def _check_step(c: Checker, ref: StepRef) -> None:
     step = ref.step
     name = f"step '{step.name}'"
     hosts = _check_on(c, ref)
     if _needs_hosts(ref) and not effective_on(ref):
         c.at(ref.path, f"{name} (kind {step.kind}) needs 'on': the targets or hosts it acts on")
+    if step.on and _hostless(ref):
+        c.at((*ref.path, "on"), f"{name} acts on no host: remove 'on'", key=True)
     if isinstance(step, CommandStep):
         _check_vantage(c, (*ref.path, "from"), step.from_)
         _render_command(c, ref, step)

@@ -26,6 +26,10 @@ SECRET = "s3cr3t-never-printed"
 LINE = re.compile(r"^[^:]+:\d+:\d+: error: ")
 
 EXPECTED: dict[str, list[str]] = {
+    "useless-on.yml": [
+        "tests/data/bad/useless-on.yml:7:5: error: step 'wait' acts on no host: remove 'on'",
+        "tests/data/bad/useless-on.yml:11:5: error: step 'web' acts on no host: remove 'on'",
+    ],
     "assertions.yml": [
         "tests/data/bad/assertions.yml:8:9: error: step 'a', 'assert[0]': 'tolerance' applies to 'equals' only",
         "tests/data/bad/assertions.yml:13:20: error: step 'a', 'assert[1].tolerance': tolerance 'ten percent': use a number (absolute) or e.g. '10%'",
@@ -420,3 +424,12 @@ def test_docs_worked_example_validates_against_the_lab_inventory(tmp_path: Path)
     loaded = load_runbook(example, inventory_override=REPO / "labs" / "two-dc" / "inventory")
     assert loaded.model.name == "dc1-to-dc2"
     assert loaded.all_hosts() == ["dc1-edge", "dc2-edge", "wan"]
+
+
+def test_inventory_file_that_is_not_a_nornir_config(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text("dc1-edge:\n  hostname: 192.0.2.1\n")
+    assert _errors(GOOD / "minimal.yml", inventory_override=hosts) == [
+        f"{hosts}:1:1: error: not a nornir config file (no 'inventory' mapping): give a"
+        " SimpleInventory directory or a nornir config file"
+    ]
