@@ -97,7 +97,9 @@ def read_text(path: Path, display: str) -> str:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise YamlError([_too_big(display, size)])
-        raw = path.read_bytes()
+        # Read one byte past the limit: device files and pipes report no size.
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise YamlError([Diagnostic(display, 1, 1, f"cannot read file: {exc.strerror}")]) from None
     return decode(raw, display)
@@ -112,7 +114,8 @@ def _too_big(display: str, size: int) -> Diagnostic:
 def decode(raw: bytes, display: str) -> str:
     """UTF-8 (an optional BOM is dropped); invalid bytes are located."""
     if len(raw) > MAX_BYTES:
-        raise YamlError([_too_big(display, len(raw))])
+        message = f"file is too large (more than the limit of {MAX_BYTES} bytes)"
+        raise YamlError([Diagnostic(display, 1, 1, message)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -433,3 +433,9 @@ def test_inventory_file_that_is_not_a_nornir_config(tmp_path: Path) -> None:
         f"{hosts}:1:1: error: not a nornir config file (no 'inventory' mapping): give a"
         " SimpleInventory directory or a nornir config file"
     ]
+
+
+def test_endless_device_file_is_refused() -> None:
+    assert _errors(Path("/dev/zero")) == [
+        "/dev/zero:1:1: error: file is too large (more than the limit of 1048576 bytes)"
+    ]
