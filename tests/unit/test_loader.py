@@ -26,6 +26,10 @@ SECRET = "s3cr3t-never-printed"
 LINE = re.compile(r"^[^:]+:\d+:\d+: error: ")
 
 EXPECTED: dict[str, list[str]] = {
+    "rollback-steps.yml": [
+        "tests/data/bad/rollback-steps.yml:12:13: error: unknown target or host 'dc1-egde' in step 'undo-on-typo-host' (did you mean 'dc1-edge'?)",
+        "tests/data/bad/rollback-steps.yml:17:23: error: undefined 'vars.old_name' (vars has: nothing) (rendering for host 'dc1-edge')",
+    ],
     "useless-on.yml": [
         "tests/data/bad/useless-on.yml:7:5: error: step 'wait' acts on no host: remove 'on'",
         "tests/data/bad/useless-on.yml:11:5: error: step 'web' acts on no host: remove 'on'",
