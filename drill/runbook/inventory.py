@@ -261,6 +261,8 @@ class _Reader:
             if not isinstance(members, list):
                 continue
             for index, group in enumerate(members):
+                if not isinstance(group, str):
+                    continue  # reported as a type problem already
                 if group not in groups:
                     known = ", ".join(sorted(groups)) or "none defined"
                     message = f"unknown group {group!r} (groups: {known})"
@@ -317,8 +319,13 @@ def _in_cycle(start: str, groups: dict[str, _Element]) -> bool:
 
 def _parents(name: str, groups: dict[str, _Element]) -> list[str]:
     element = groups.get(name)
-    members = element.raw.get("groups") if element else None
-    return [g for g in members or [] if isinstance(g, str) and g in groups]
+    return [g for g in _group_names(element.raw) if g in groups] if element else []
+
+
+def _group_names(raw: dict[str, Any]) -> list[str]:
+    """The group names an element lists; malformed lists are reported elsewhere."""
+    members = raw.get("groups")
+    return [g for g in members if isinstance(g, str)] if isinstance(members, list) else []
 
 
 def _extended_groups(names: list[str], groups: dict[str, _Element]) -> list[str]:
@@ -336,7 +343,7 @@ def _extended_groups(names: list[str], groups: dict[str, _Element]) -> list[str]
 def _resolve(
     name: str, host: _Element, groups: dict[str, _Element], defaults: dict[str, Any]
 ) -> InventoryHost:
-    own_groups = [g for g in host.raw.get("groups") or [] if g in groups]
+    own_groups = [g for g in _group_names(host.raw) if g in groups]
     chain = [host.raw, *(groups[g].raw for g in _extended_groups(own_groups, groups)), defaults]
 
     def attr(key: str) -> Any:

@@ -198,3 +198,45 @@ def test_unmutated_copies_load(workdir: Path) -> None:
     for name in GOOD_NAMES:
         content = (DATA / "runbooks" / name).read_bytes()
         assert isinstance(_outcome(workdir, content), LoadedRunbook)
+
+
+ELEMENT_KEYS = st.sampled_from(
+    ["hostname", "platform", "port", "username", "password", "groups", "data", "connection_options"]
+)
+ELEMENT = st.dictionaries(
+    ELEMENT_KEYS,
+    st.one_of(VALUES, st.lists(st.sampled_from(["g1", "g2", "g3"]), max_size=3)),
+    max_size=4,
+)
+INVENTORY_NOISE = st.one_of(
+    st.text(max_size=300),
+    st.builds(
+        lambda data: yaml.safe_dump(data),
+        st.dictionaries(st.sampled_from(["r1", "r2", "g1", "g2", "g3"]), ELEMENT, max_size=4),
+    ),
+    st.builds(
+        lambda data: yaml.safe_dump(data),
+        st.dictionaries(
+            st.sampled_from(["r1", "r2", "edge", "hostname", "groups", "data", "port"]),
+            VALUES,
+            max_size=4,
+        ),
+    ),
+)
+
+
+@FUZZ
+@given(hosts=INVENTORY_NOISE, groups=INVENTORY_NOISE, defaults=INVENTORY_NOISE)
+def test_random_inventories(workdir: Path, hosts: str, groups: str, defaults: str) -> None:
+    from drill.runbook.inventory import Inventory, load_inventory
+
+    directory = workdir / f"inventory-{next(_counter)}"
+    directory.mkdir()
+    for name, text in (("hosts", hosts), ("groups", groups), ("defaults", defaults)):
+        (directory / f"{name}.yaml").write_bytes(text.encode("utf-8", "surrogatepass"))
+    try:
+        assert isinstance(load_inventory(directory), Inventory)
+    except InputError as exc:
+        assert exc.diagnostics
+    finally:
+        shutil.rmtree(directory)

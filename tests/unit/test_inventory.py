@@ -128,3 +128,13 @@ def test_nornir_config_keeps_runner_of_config_file() -> None:
     config = nornir_config(MULTI)
     assert config["runner"] == {"plugin": "threaded", "options": {"num_workers": 10}}
     assert config["inventory"]["options"]["host_file"] == str(MULTI.parent / "hosts.yaml")
+
+
+def test_group_lists_with_non_names_are_type_errors(tmp_path: Path) -> None:
+    (tmp_path / "hosts.yaml").write_text("r1:\n  groups: [{a: 1}, edge]\n")
+    (tmp_path / "groups.yaml").write_text("edge: {}\n")
+    with pytest.raises(InputError) as caught:
+        load_inventory(tmp_path)
+    assert [str(d) for d in caught.value.diagnostics] == [
+        f"{tmp_path / 'hosts.yaml'}:2:11: error: host 'r1': 'groups' must be a list of group names"
+    ]
