@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from drill.cli import recovery_commands as recovery
 from drill.engine.context import RunOptions
 from drill.engine.machine import mermaid
 from drill.engine.plan import build_plan
-from drill.errors import ExitCode
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +111,16 @@ def run(
         str | None, typer.Option("--change-id", help="Change ticket, kept in the report.")
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Hosts in parallel.")] = 20,
+    insecure_host_keys: recovery.InsecureOpt = False,
 ) -> None:
     """Run a drill: prechecks, steps, postchecks; on failure roll back and prove it."""
-    from drill.engine.locks import HostLocks
-    from drill.engine.rundir import state_dir
+    from drill.engine.owner import current, write_owner
     from drill.engine.runner import Engine, inventory_secrets
-    from drill.report.console import ConsoleObserver, json_summary
-    from drill.report.facts import exit_code_for
-    from drill.report.junit import write_junit
-    from drill.report.report import write_report
+    from drill.report.console import ConsoleObserver
 
     loaded = _load(runbook, inventory, var)
     nr = _nornir(loaded, workers)
+    policy = recovery.apply_host_key_policy(nr, insecure_host_keys)
     secrets = inventory_secrets(nr)
     console = ConsoleObserver(Console(stderr=True), secrets=secrets)
     interactive = sys.stdin.isatty()
@@ -133,27 +131,15 @@ def run(
         change_id=change_id,
         confirm=(lambda prompt: typer.confirm(prompt, default=False)) if interactive else None,
     )
-    engine = Engine(loaded, nr, options, observers=[console])
+    engine = Engine(loaded, nr, options, observers=recovery.observers(console))
+    engine.record.host_key_policy = policy
+    inv = inventory or getattr(loaded, "inventory_path", None)
+    owner = current(runbook, inv, var, workers, insecure_host_keys)
+    write_owner(engine.rundir.path, owner)
     all_hosts = getattr(loaded, "all_hosts", None)
     hosts = list(all_hosts()) if all_hosts is not None else sorted(nr.inventory.hosts)
-    with HostLocks(state_dir(), hosts, engine.run_id):
-        record = engine.run()
-    written = [write_report(record, engine.rundir.path, secrets=secrets)]
-    if report_dir is not None:
-        written.append(write_report(record, report_dir, secrets=secrets))
-    if junit is not None:
-        written.append(write_junit(record, junit, secrets=secrets))
-    console.summary(record)
-    console.console.print(Text(f"run directory: {engine.rundir.path}", style="dim"))
-    for path in written:
-        console.console.print(Text(f"report: {path}", style="dim"))
-    if as_json:
-        summary = json_summary(record, secrets=secrets)
-        summary["run_dir"] = str(engine.rundir.path)
-        typer.echo(json.dumps(summary, indent=2))
-    code = exit_code_for(record.outcome)
-    if code is not ExitCode.OK:
-        raise typer.Exit(int(code))
+    record = recovery.run_locked(engine, hosts)
+    recovery.finish(record, engine, console, secrets, report_dir, junit, as_json)
 
 
 def register(app: typer.Typer) -> None:
@@ -161,3 +147,4 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("plan")(plan)
     app.command("graph")(graph)
+    recovery.register(app)

@@ -17,6 +17,7 @@ import napalm
 from nornir.core.inventory import Host
 from nornir.core.task import Result, Task
 
+from drill.engine import faults_hooks
 from drill.engine.context import StepContext
 from drill.engine.events import HostDone
 from drill.engine.records import HostResult
@@ -42,6 +43,7 @@ def fresh_device(host: Host) -> Any:
     if params.port and "port" not in optional:
         optional["port"] = params.port
     driver = napalm.get_network_driver(params.platform)
+    faults_hooks.point("fresh_session", host.name)  # TEST-ONLY hook; a no-op otherwise
     dev = driver(
         hostname=params.hostname,
         username=params.username,

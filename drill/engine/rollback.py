@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from nornir.core.task import Task
 
+from drill.engine import deadman
 from drill.engine.context import StepContext
 from drill.engine.hosts import device, run_per_host
 from drill.engine.records import HostResult, StepRecord, StepStatus
@@ -45,16 +46,20 @@ class RollbackAction:
     run: Callable[[StepContext], StepOutcome]
 
 
-def restore_preconfig(ctx: StepContext, key: str, hosts: list[str], name: str) -> StepOutcome:
+def restore_preconfig(
+    ctx: StepContext, key: str, hosts: list[str], name: str, revert_in: float | None = None
+) -> StepOutcome:
     saved = ctx.changes.preconfig.get(key, {})
     pending = ctx.changes.pending_confirm.get(key, set())
 
     def restore(task: Task) -> HostResult:
         host = task.host.name
+        if host in pending:
+            # may be unreachable until its own revert timer fires: see drill.engine.deadman
+            settled = deadman.settle(task, ctx, saved[host], revert_in)
+            if settled is not None:
+                return settled
         dev = device(task)
-        if host in pending and dev.has_pending_commit():
-            dev.rollback()
-            return HostResult(changed=True, diff="pending commit-confirm cancelled and reverted")
         dev.load_replace_candidate(config=saved[host].read_text(encoding="utf-8"))
         diff = dev.compare_config() or ""
         if diff.strip():
@@ -87,7 +92,13 @@ def actions_for(
                     f"restore config before {step.name!r}",
                     "config",
                     changed,
-                    lambda ctx: restore_preconfig(ctx, done.key, changed, f"rollback {step.name}"),
+                    lambda ctx: restore_preconfig(
+                        ctx,
+                        done.key,
+                        changed,
+                        f"rollback {step.name}",
+                        float(step.confirm.timeout) if step.confirm else None,
+                    ),
                 )
             ]
         return _explicit(done, step.rollback, changed, hosts_for, run_step)

@@ -6,19 +6,16 @@ from __future__ import annotations
 import contextlib
 import getpass
 import logging
-import signal
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from nornir.core import Nornir
 
+from drill.engine import leftover, restore, signals
 from drill.engine import probes as probe_glue
-from drill.engine import restore
 from drill.engine.context import LoadedRunbookLike, RunOptions, StepContext
 from drill.engine.events import (
     EventBus,
@@ -39,6 +36,7 @@ from drill.engine.rollback import Executed, actions_for, skipped_note
 from drill.engine.rundir import RunDir, make_run_id
 from drill.errors import DrillError
 from drill.runbook.model import CommandStep, ConfigStep, StepBase
+from drill.secrets import mask_secrets
 from drill.steps import HANDLERS
 from drill.steps.base import StepOutcome
 
@@ -100,14 +98,17 @@ class Engine:
         options: RunOptions,
         observers: list[Observer] | None = None,
         config: EngineConfig | None = None,
+        rundir: RunDir | None = None,
     ) -> None:
+        """``rundir``: continue an existing run (``drill resume``/``abort``) in its directory
+        and journal instead of starting a new one."""
         self.runbook = runbook
         self.nr = nr
         self.options = options
         self.config = config or EngineConfig()
         model = runbook.model
-        self.run_id = make_run_id(model.name)
-        self.rundir = RunDir.create(self.run_id, self.config.state_base)
+        self.run_id = rundir.path.name if rundir else make_run_id(model.name)
+        self.rundir = rundir or RunDir.create(self.run_id, self.config.state_base)
         self.record = RunRecord(
             run_id=self.run_id,
             runbook_name=model.name,
@@ -120,8 +121,10 @@ class Engine:
             started=datetime.now(UTC),
             rto_target_s=float(model.rto) if model.rto is not None else None,
         )
-        self.rundir.save_runbook(runbook.text)
         secrets = inventory_secrets(nr)
+        if rundir is None:
+            # The copy is for people reading the run; secrets in inline configs stay out.
+            self.rundir.save_runbook(mask_secrets(runbook.text, secrets))
         self.journal = Journal(self.rundir.journal_path, secrets)
         self.bus = EventBus([self.journal, *(observers or [])])
         self.lifecycle = Lifecycle([self._state_changed])
@@ -147,6 +150,8 @@ class Engine:
                 self.lifecycle.fire(Trigger.START)
                 try:
                     self._drive()
+                except signals.LeaveChanged:
+                    signals.leave_changed(self)
                 finally:
                     self.record.probes = self.probes.stop(self.record.steps)
         finally:
@@ -289,6 +294,8 @@ class Engine:
         if not exact:
             self._note("not every host is back to its snapshot: operator action needed")
         done_ok = not failed and verified and exact
+        if not done_ok:
+            leftover.operator_notes(self)
         self.lifecycle.fire(Trigger.ROLLBACK_DONE if done_ok else Trigger.ROLLBACK_FAILED)
 
     def _prove_restore(self) -> bool:
@@ -418,28 +425,11 @@ class Engine:
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM raise :class:`Interrupted` in the main thread (so the engine rolls
-        back); during the rollback itself they are refused, loudly."""
-        if (
-            not self.config.handle_signals
-            or threading.current_thread() is not threading.main_thread()
-        ):
+        """SIGINT/SIGTERM raise :class:`Interrupted` (the engine rolls back); during the
+        rollback see drill.engine.signals (refused once, then ask / leave changed)."""
+        ask = self.options.confirm if self.options.interactive else None
+        with signals.guard(self, Interrupted, ask, enabled=self.config.handle_signals):
             yield
-            return
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            if self._rolling_back:
-                log.warning("signal %s ignored: the rollback is running", signum)
-                return
-            self.ctx.abort.set()
-            raise Interrupted(signal.Signals(signum).name)
-
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
 
 def _key(phase: Phase, index: int, step: StepBase) -> str:
