@@ -31,7 +31,7 @@ def running(lab: Any, node: str) -> str:
 def vrrp_state(lab: Any, node: str) -> str:
     done = lab.exec(node, ["vtysh", "-c", "show vrrp 1 json"])
     assert done.returncode == 0, done.stderr
-    return str(json.loads(done.stdout)[0]["v4"]["state"])
+    return str(json.loads(done.stdout)[0]["v4"]["status"])
 
 
 def drill_run(lab: Any, tmp_path: Path, runbook: str, *extra: str) -> tuple[int, dict[str, Any]]:
