@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import shlex
 import time
 from pathlib import Path
@@ -60,6 +61,7 @@ JSON = dict[str, Any]
 
 # vtysh's own complaints about a command (as opposed to a daemon's message about config).
 _CLI_ERRORS = ("% Unknown command", "% Command incomplete", "% Ambiguous command")
+_NOT_RUNNING = re.compile(r"(?:\w+d is not running\s*)+")
 _MAX_PING_COUNT = 100
 _MAX_PROBE_TIMEOUT = 60
 _MAX_TRACEROUTE_HOPS = 30
@@ -182,7 +184,12 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
         self._vtysh = None
 
     def _show_json(self, command: str) -> Any:
+        """Parsed JSON output; ``{}`` when the daemon behind the command is not running."""
         output = self._show(command)
+        if _NOT_RUNNING.fullmatch(output.strip()):
+            # e.g. no vrrpd on a node without VRRP: it has no groups, which is not an error
+            log.debug("%s: %r: %s", self.hostname, command, output.strip())
+            return {}
         try:
             return json.loads(output) if output.strip() else {}
         except json.JSONDecodeError:

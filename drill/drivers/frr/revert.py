@@ -74,6 +74,9 @@ def revert_script(paths: DevicePaths) -> str:
     return f"""#!/bin/sh
 # drill revert timer: restore {paths.pending_config} after $1 s unless confirmed.
 sleep "$1"
+# act only on our own marker: a timer from an older commit must never revert a newer one
+read owner deadline < {q(paths.marker)} 2>/dev/null || exit 0
+[ "$owner" = "$$" ] || exit 0
 mv {q(paths.marker)} {q(paths.marker)}.firing 2>/dev/null || exit 0
 echo "$(date -u +%FT%TZ) revert timer fired" >> {q(paths.log)}
 # frr-reload can need a second pass when deletions depend on each other
@@ -86,13 +89,22 @@ echo "$(date -u +%FT%TZ) revert done" >> {q(paths.log)}
 
 
 def arm_command(paths: DevicePaths, seconds: int) -> str:
-    """Shell command that starts the detached timer and records it in the marker."""
+    """Shell command that starts the detached timer and records it in the marker.
+
+    The subshell exits at once, so the timer is re-parented away from the driver's shell
+    (which never waits for it) and its pid leads a new session (setsid): killing the
+    negative pid stops its sleep too.
+    """
     q = shlex.quote
     return (
         f"cp {q(paths.snapshot)} {q(paths.pending_config)} && "
-        f"setsid nohup /bin/sh {q(paths.script)} {int(seconds)} </dev/null >/dev/null 2>&1 & "
-        f'echo "$! $(( $(date +%s) + {int(seconds)} ))" > {q(paths.marker)}'
+        f"( setsid nohup /bin/sh {q(paths.script)} {int(seconds)} </dev/null >/dev/null 2>&1 & "
+        f'echo "$! $(( $(date +%s) + {int(seconds)} ))" > {q(paths.marker)} )'
     )
+
+
+# "alive" = exists and is not a zombie (pid 1 in a lab may never reap it)
+_ALIVE = 'st=$(cut -d" " -f3 /proc/$pid/stat 2>/dev/null); [ -n "$st" ] && [ "$st" != Z ]'
 
 
 def pending_check_command(paths: DevicePaths) -> str:
@@ -101,7 +113,7 @@ def pending_check_command(paths: DevicePaths) -> str:
     return (
         f"if [ -f {q(paths.marker)} ]; then "
         f"read pid deadline < {q(paths.marker)}; "
-        'if kill -0 "$pid" 2>/dev/null; then echo pending; else echo stale; fi; '
+        f"if {_ALIVE}; then echo pending; else echo stale; fi; "
         f"elif [ -f {q(paths.marker)}.firing ]; then echo firing; else echo none; fi"
     )
 
@@ -117,7 +129,7 @@ def disarm_command(paths: DevicePaths) -> str:
         f"if mv {q(paths.marker)} {taken} 2>/dev/null; then "
         f"read pid deadline < {taken}; "
         # the timer leads its own process group (setsid): stop its sleep too
-        'kill -TERM -- "-$pid" 2>/dev/null; '
+        'kill -TERM -"$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; '
         f"rm -f {taken} {q(paths.pending_config)}; echo disarmed; "
         "else echo none; fi"
     )
