@@ -18,7 +18,15 @@ from typing import Any
 
 from drill.errors import Diagnostic, InputError
 from drill.runbook.model import TargetSelector
-from drill.runbook.yamlpos import JsonPath, ParsedYaml, Pos, YamlError, parse, read_text
+from drill.runbook.yamlpos import (
+    JsonPath,
+    ParsedYaml,
+    Pos,
+    YamlError,
+    one_line,
+    parse,
+    read_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +168,13 @@ def nornir_config(path: Path) -> dict[str, Any]:
 
 def load_inventory(path: Path) -> Inventory:
     """Read and resolve the inventory at path; all problems raise one InputError."""
+    try:
+        return _load(path)
+    except InputError as exc:
+        raise InputError(one_line(exc.diagnostics)) from None
+
+
+def _load(path: Path) -> Inventory:
     files = inventory_files(path)
     reader = _Reader()
     if not files.host_file.is_file():

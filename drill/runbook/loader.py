@@ -25,6 +25,7 @@ from drill.runbook.yamlpos import (
     ParsedYaml,
     YamlError,
     block_scalar_origin,
+    one_line,
     parse,
     read_text,
     sort_diagnostics,
@@ -151,6 +152,15 @@ def load_runbook(
     var_overrides: dict[str, str] | None = None,
 ) -> LoadedRunbook:
     """Read, parse and validate the runbook at path; raise InputError with every problem."""
+    try:
+        return _load(path, inventory_override, var_overrides)
+    except InputError as exc:
+        raise InputError(one_line(exc.diagnostics)) from None
+
+
+def _load(
+    path: Path, inventory_override: Path | None, var_overrides: dict[str, str] | None
+) -> LoadedRunbook:
     display = str(path)
     try:
         text = read_text(path, display)

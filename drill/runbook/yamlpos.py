@@ -192,6 +192,19 @@ def sort_diagnostics(found: list[Diagnostic]) -> list[Diagnostic]:
     return sorted(set(found), key=lambda d: (d.file, d.line, d.col, d.message))
 
 
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(found: list[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics whose file and message hold no line breaks or control characters (keys
+    and names come from the user's file and may contain anything)."""
+
+    def clean(text: str) -> str:
+        return _LINE_BREAKING.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+    return [Diagnostic(clean(d.file), d.line, d.col, clean(d.message)) for d in found]
+
+
 def _syntax_diagnostic(exc: yaml.MarkedYAMLError, display: str) -> Diagnostic:
     mark = exc.problem_mark or exc.context_mark
     pos = _mark_pos(mark) if mark is not None else Pos(1, 1)

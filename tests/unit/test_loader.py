@@ -443,3 +443,14 @@ def test_endless_device_file_is_refused() -> None:
     assert _errors(Path("/dev/zero")) == [
         "/dev/zero:1:1: error: file is too large (more than the limit of 1048576 bytes)"
     ]
+
+
+def test_messages_stay_on_one_line(tmp_path: Path) -> None:
+    """Keys come from the file and may hold line breaks; each diagnostic is one line."""
+    path = tmp_path / "rb.yml"
+    path.write_text('apiVersion: drill/v1\nname: x\n"bad\\nkey": 1\n')
+    assert _errors(path) == [
+        f"{path}:3:1: error: unknown key 'bad\\nkey' in the runbook (known: apiVersion,"
+        " description, inventory, mode, name, owner, postchecks, prechecks, probes, rto,"
+        " steps, targets, vars)"
+    ]
