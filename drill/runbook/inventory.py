@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from drill.errors import Diagnostic, InputError
+from drill.runbook.envsubst import ATTRS as _ATTRS
+from drill.runbook.envsubst import (
+    TRANSFORM_NAME,
+    env_references,
+    register_transform,
+    substitute_env,
+)
 from drill.runbook.model import TargetSelector
 from drill.runbook.yamlpos import (
     JsonPath,
@@ -30,10 +35,6 @@ from drill.runbook.yamlpos import (
 
 logger = logging.getLogger(__name__)
 
-ENV_PATTERN = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
-TRANSFORM_NAME = "drill_env_credentials"
-_SECRET_KEYS = frozenset({"password", "secret", "token", "key", "passphrase"})
-_ATTRS = ("hostname", "port", "username", "password", "platform")
 _ELEMENT_KEYS = frozenset({*_ATTRS, "groups", "data", "connection_options"})
 _CONNECTION_KEYS = frozenset({*_ATTRS, "extras"})
 
@@ -148,7 +149,7 @@ def nornir_config(path: Path) -> dict[str, Any]:
     module reads, absolute, with nornir's log file off and ``${env:NAME}`` resolved by a
     registered transform function."""
     files = inventory_files(path)
-    _register_transform()
+    register_transform()
     config: dict[str, Any] = dict(files.passthrough)
     config["inventory"] = {
         "plugin": "SimpleInventory",
@@ -265,7 +266,7 @@ class _Reader:
             problem = _type_problem(key, value)
             if problem:
                 self.diagnostics.append(_at(display, parsed, path, f"{what}: {problem}"))
-        for path, name in _env_references(raw, base):
+        for path, name in env_references(raw, base):
             if name not in os.environ:
                 message = f"environment variable {name!r} is not set (needed by {what})"
                 self.diagnostics.append(_at(display, parsed, path, message))
@@ -382,58 +383,6 @@ def _resolve(
     )
 
 
-# --- environment variables ------------------------------------------------------------
-
-
-def _env_references(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
-    if isinstance(value, str):
-        for match in ENV_PATTERN.finditer(value):
-            yield path, match.group(1)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _env_references(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _env_references(item, (*path, index))
-
-
-def substitute_env(value: Any) -> Any:
-    """Replace ``${env:NAME}`` in strings (recursively); an unset variable raises KeyError
-    naming the variable (callers report it; validation has found it before)."""
-    if isinstance(value, str):
-        return ENV_PATTERN.sub(lambda m: os.environ[m.group(1)], value)
-    if isinstance(value, dict):
-        return {k: substitute_env(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute_env(v) for v in value]
-    return value
-
-
-def _transform(host: Any, **_: Any) -> None:
-    """nornir transform function: resolve ``${env:NAME}`` on a host, its groups and the
-    defaults, in place (idempotent, so shared groups may be seen many times)."""
-    for obj in [host, *host.extended_groups(), host.defaults]:
-        _substitute_attrs(obj, object.__getattribute__)
-        obj.data = substitute_env(obj.data)
-        for conn in (obj.connection_options or {}).values():
-            _substitute_attrs(conn, getattr)
-            conn.extras = substitute_env(conn.extras)
-
-
-def _substitute_attrs(obj: Any, get: Callable[[Any, str], Any]) -> None:
-    for attr_name in _ATTRS:
-        value = get(obj, attr_name)
-        if isinstance(value, str) and ENV_PATTERN.search(value):
-            setattr(obj, attr_name, substitute_env(value))
-
-
-def _register_transform() -> None:
-    from nornir.core.plugins.inventory import TransformFunctionRegister
-
-    if TRANSFORM_NAME not in TransformFunctionRegister.available:
-        TransformFunctionRegister.register(TRANSFORM_NAME, _transform)
-
-
 # --- helpers --------------------------------------------------------------------------
 
 
@@ -453,8 +402,3 @@ def _at(display: str, parsed: ParsedYaml, path: JsonPath, message: str) -> Diagn
 def _key_at(display: str, parsed: ParsedYaml, path: JsonPath, message: str) -> Diagnostic:
     pos = parsed.positions.key(path)
     return Diagnostic(display, pos.line, pos.col, message)
-
-
-def is_secret_key(key: str) -> bool:
-    """Keys whose values are never shown (used by callers that print inventory data)."""
-    return key.lower() in _SECRET_KEYS
