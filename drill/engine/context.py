@@ -98,6 +98,7 @@ class StepContext:
     record: StepRecord | None = None
     # time.monotonic() after which no further host of the step is started (step `timeout`)
     deadline: float | None = None
+    quiet: bool = False  # polling: host results are reported once, at the step's end
     reported: set[str] = field(default_factory=set)
 
     @property

@@ -107,7 +107,7 @@ def run_per_host(
 
 
 def report(ctx: StepContext, host: str, result: HostResult) -> None:
-    if ctx.record is not None:
+    if ctx.record is not None and not ctx.quiet:
         ctx.reported.add(host)
         ctx.bus.post(HostDone(ctx.key, ctx.record, host, result))
 

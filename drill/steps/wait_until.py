@@ -15,6 +15,15 @@ log = logging.getLogger(__name__)
 
 def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     assert isinstance(step, WaitUntilStep)
+    # A poll that fails is not news; only the final state per host is reported.
+    ctx.quiet = True
+    try:
+        return _poll(step, ctx, hosts)
+    finally:
+        ctx.quiet = False
+
+
+def _poll(step: WaitUntilStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     deadline = time.monotonic() + float(step.timeout)
     attempts = 0
     pending = list(hosts)
