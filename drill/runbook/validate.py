@@ -191,7 +191,7 @@ def _needs_hosts(ref: StepRef) -> bool:
 def _hostless(ref: StepRef) -> bool:
     """Steps for which `on` would be silently ignored."""
     step = ref.step
-    if isinstance(step, PauseStep | ApprovalStep):
+    if isinstance(step, PauseStep | ApprovalStep | CommandStep):
         return True
     return (
         isinstance(step, CheckStep | WaitUntilStep)

@@ -33,6 +33,7 @@ EXPECTED: dict[str, list[str]] = {
     "useless-on.yml": [
         "tests/data/bad/useless-on.yml:7:5: error: step 'wait' acts on no host: remove 'on'",
         "tests/data/bad/useless-on.yml:11:5: error: step 'web' acts on no host: remove 'on'",
+        "tests/data/bad/useless-on.yml:15:5: error: step 'cmd' acts on no host: remove 'on'",
     ],
     "assertions.yml": [
         "tests/data/bad/assertions.yml:8:9: error: step 'a', 'assert[0]': 'tolerance' applies to 'equals' only",
