@@ -17,7 +17,9 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 
-RunbookArg = Annotated[Path, typer.Argument(help="The runbook YAML file.", show_default=False)]
+RunbookArg = Annotated[
+    Path, typer.Argument(help="The runbook YAML file.", metavar="RUNBOOK", show_default=False)
+]
 InventoryOpt = Annotated[
     Path | None,
     typer.Option(
