@@ -70,12 +70,18 @@ def net() -> Iterator[Network]:
 
 
 def run(
-    tmp_path: Path, body: str, *, dry_run: bool = False, yes: bool = False, workers: int = 5
+    tmp_path: Path,
+    body: str,
+    *,
+    dry_run: bool = False,
+    yes: bool = False,
+    workers: int = 5,
+    data: dict[str, dict[str, object]] | None = None,
 ) -> tuple[RunRecord, Engine]:
     loaded = harness.load(HEAD + body, tmp_path)
     engine = Engine(
         loaded,
-        harness.nornir_for(HOSTS, workers=workers),
+        harness.nornir_for(HOSTS, data=data, workers=workers),
         RunOptions(dry_run=dry_run, assume_yes=yes),
         config=EngineConfig(state_base=tmp_path / "state"),
     )
@@ -507,6 +513,110 @@ steps:
     ]
     snapshot_paths = [e["path"] for e in events if e["event"] == "snapshot"]
     assert snapshot_paths and all(Path(p).exists() for p in snapshot_paths)
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_validate_fails_when_not_complying(tmp_path: Path, net: Network, healthy: bool) -> None:
+    if not healthy:
+        net.boxes["r2"].running.append("broken")
+    (tmp_path / "validate.yml").write_text("- get_state: {healthy: true}\n")
+    record, _ = run(
+        tmp_path,
+        """
+steps:
+  - name: compliant
+    kind: validate
+    on: pair
+    file: validate.yml
+""",
+    )
+    assert record.outcome is (Outcome.SUCCEEDED if healthy else Outcome.ROLLED_BACK)
+    compliant = next(s for s in record.steps if s.name == "compliant")
+    if not healthy:
+        assert compliant.message == "r2: get_state: healthy expected True, got False"
+
+
+TRACE = """traceroute to 203.0.113.10 (203.0.113.10), 16 hops max
+ 1  192.0.2.3  0.210 ms
+ 2  198.51.100.{hop}  0.301 ms
+ 3  *
+ 4  203.0.113.10  0.450 ms
+"""
+
+
+@pytest.mark.parametrize(("hop", "owner"), [("6", None), ("2", "r1"), ("99", "r3")])
+def test_traceroute_avoid_site(
+    tmp_path: Path, net: Network, monkeypatch: pytest.MonkeyPatch, hop: str, owner: str | None
+) -> None:
+    import subprocess
+
+    from drill.steps import vantage
+
+    calls: list[list[str]] = []
+
+    def fake_run(argv: list[str], where: str | None, **_: object) -> object:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, TRACE.format(hop=hop), "")
+
+    monkeypatch.setattr(vantage, "run", fake_run)
+    data = {
+        "r1": {"site": "dc1", "addresses": ["198.51.100.2/30", "192.0.2.2"]},
+        "r2": {"site": "dc2", "addresses": ["198.51.100.6", "192.0.2.3"]},
+        "r3": {"site": "dc1"},  # no addresses listed: read from the device
+    }
+    record, _ = run(
+        tmp_path,
+        """
+steps:
+  - name: path avoids dc1
+    kind: check
+    traceroute: 203.0.113.10
+    from: netns:two-dc-client
+    avoid_site: dc1
+    assert:
+      - path: reached
+        equals: true
+      - path: hops
+        count: {ge: 3}
+""",
+        data=data,
+    )
+    assert calls and calls[0][-1] == "203.0.113.10"
+    step_record = next(s for s in record.steps if s.name == "path avoids dc1")
+    if owner:
+        assert step_record.status is StepStatus.FAILED
+        assert step_record.message == (
+            f"netns:two-dc-client: traceroute hop 2 198.51.100.{hop} belongs to {owner} (site dc1)"
+        )
+    else:
+        assert step_record.status is StepStatus.OK, step_record.message
+
+
+def test_http_check(tmp_path: Path, net: Network, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from drill.steps import vantage
+
+    def fake_run(argv: list[str], where: str | None, **_: object) -> object:
+        return subprocess.CompletedProcess(argv, 0, "app2\n\n__drill_status__:200", "")
+
+    monkeypatch.setattr(vantage, "run", fake_run)
+    record, _ = run(
+        tmp_path,
+        """
+steps:
+  - name: service answers from dc2
+    kind: check
+    http: http://192.0.2.10/
+    assert:
+      - path: status
+        equals: 200
+      - path: body
+        regex: "^app1"
+""",
+    )
+    failed = next(s for s in record.steps if s.name == "service answers from dc2")
+    assert failed.message == "local: body: expected regex '^app1', got 'app2\\n'"
 
 
 # --- the CLI ------------------------------------------------------------------------------

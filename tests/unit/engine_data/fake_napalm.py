@@ -176,6 +176,9 @@ class DrillFakeDriver(NetworkDriver):  # type: ignore[misc]
             "priority": priority,
         }
 
+    def get_interfaces_ip(self) -> dict[str, Any]:
+        return {"eth1": {"ipv4": {"198.51.100.99": {"prefix_length": 30}}}}
+
     def get_facts(self) -> dict[str, Any]:
         return {"hostname": self.hostname, "vendor": "fake", "uptime": 1.0}
 
