@@ -1,0 +1,191 @@
+"""The crash matrix: SIGKILL the orchestrator at every step boundary of the real switchover
+runbook (runbooks/dc1-to-dc2.yml) and in the middle of each config commit, then
+``drill resume`` or ``drill abort`` the dead run. Every device must end with its pre-drill
+or its post-drill running config (normalized), never a mix, and the journal must say which:
+``succeeded`` = all post-drill, ``rolled_back`` = all pre-drill.
+
+The kill point comes from the TEST-ONLY hook ``DRILL_TEST_CRASH_AT=<event>:<step>[@s]``
+(drill/engine/faults_hooks.py). The matrix (points tried / consistent) is printed at the end
+and written to ``$DRILL_CRASH_MATRIX`` (default: the pytest tmp dir) as JSON.
+
+    flock /tmp/drill-lab.lock .venv/bin/pytest -s tests/lab/test_crash.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drill.drivers.frr.config import normalize_running_config
+from drill.runbook.loader import load_runbook
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+RUNBOOK = REPO / "runbooks" / "dc1-to-dc2.yml"
+FALLBACK = Path(__file__).parent / "data" / "crash-three-steps.yml"
+BOOK = RUNBOOK if RUNBOOK.exists() else FALLBACK
+NODES = ("wan", "dc1-edge", "dc2-edge", "app1", "app2")
+MID_COMMIT_S = 0.4  # an FRR commit (frr-reload) takes ~1 s here: 0.4 s lands inside it
+
+
+def _points() -> list[str]:
+    model = load_runbook(BOOK).model
+    points: list[str] = []
+    for step in model.steps:
+        points += [f"step_started:{step.name}", f"step_ended:{step.name}"]
+        if step.kind == "config":
+            points += [f"commit_started:{step.name}@{MID_COMMIT_S}", f"committed:{step.name}"]
+    if model.postchecks:
+        points.append(f"step_started:{model.postchecks[0].name}")
+    return points
+
+
+POINTS = _points()
+RESULTS: list[dict[str, Any]] = []
+
+
+def drill(*args: str, state: Path, crash: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DRILL_STATE_DIR": str(state)}
+    env.pop("DRILL_TEST_CRASH_AT", None)
+    if crash:
+        env["DRILL_TEST_CRASH_AT"] = crash
+    argv = [sys.executable, "-m", "drill", *args]
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+def running(lab: Any, node: str) -> str:
+    done = lab.exec(node, ["vtysh", "-c", "show running-config"])
+    assert done.returncode == 0, done.stderr
+    return normalize_running_config(done.stdout)
+
+
+def configs(lab: Any) -> dict[str, str]:
+    return {node: running(lab, node) for node in NODES}
+
+
+def put_back(lab: Any, wanted: dict[str, str]) -> None:
+    """Restore running configs through the FRR driver (what the engine's rollback uses)."""
+    import napalm
+
+    for node, text in wanted.items():
+        if running(lab, node) == text:
+            continue
+        driver = napalm.get_network_driver("frr")
+        dev = driver(
+            hostname=lab.mgmt_ip(node),
+            username="root",
+            password="drill-lab",
+            optional_args={"known_hosts_file": str(lab.known_hosts)},
+        )
+        dev.open()
+        try:
+            if dev.has_pending_commit():
+                dev.rollback()
+            dev.load_replace_candidate(config=text)
+            if dev.compare_config():
+                dev.commit_config()
+            else:
+                dev.discard_config()
+        finally:
+            dev.close()
+    assert configs(lab) == wanted
+
+
+@pytest.fixture(scope="module")
+def states(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The pre-drill configs and, from one uninterrupted run, the post-drill configs."""
+    before = configs(lab)
+    state = tmp_path_factory.mktemp("reference")
+    done = drill("run", str(BOOK), "--yes", state=state)
+    after = configs(lab)
+    put_back(lab, before)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert after != before
+    yield {"before": before, "after": after}
+    put_back(lab, before)
+    _print_matrix(tmp_path_factory.getbasetemp())
+
+
+def _print_matrix(base: Path) -> None:
+    if not RESULTS:
+        return
+    tried = len(RESULTS)
+    consistent = sum(1 for r in RESULTS if r["consistent"])
+    lines = [f"crash matrix ({BOOK.name}): {tried} points tried, {consistent} consistent"]
+    for r in RESULTS:
+        lines.append(
+            f"  {r['point']:<55} {r['action']:<6} exit {r['exit']}  {r['outcome']:<12} "
+            f"{r['devices']:<6} {'ok' if r['consistent'] else 'MIX/WRONG'}"
+        )
+    print("\n" + "\n".join(lines))
+    target = Path(os.environ.get("DRILL_CRASH_MATRIX", str(base / "crash-matrix.json")))
+    summary = {"runbook": BOOK.name, "tried": tried, "consistent": consistent, "runs": RESULTS}
+    target.write_text(json.dumps(summary, indent=2))
+    print(f"written to {target}")
+
+
+def _which(now: dict[str, str], states: dict[str, Any]) -> str:
+    if now == states["before"]:
+        return "before"
+    if now == states["after"]:
+        return "after"
+    return "mix"
+
+
+@pytest.mark.parametrize("action", ["resume", "abort"])
+@pytest.mark.parametrize("point", POINTS)
+def test_crash_then_recover(
+    lab: Any, states: dict[str, Any], tmp_path: Path, point: str, action: str
+) -> None:
+    state = tmp_path / "state"
+    crashed = drill("run", str(BOOK), "--yes", state=state, crash=point)
+    assert crashed.returncode == -9, f"the hook did not fire at {point}: {crashed.stderr[-2000:]}"
+    listed = json.loads(drill("status", "--json", state=state).stdout)
+    assert len(listed) == 1 and not listed[0]["alive"], listed
+    assert listed[0]["state"].startswith("dead in "), listed
+    run_id = listed[0]["run_id"]
+    # the dead run still holds its devices: another drill is refused, naming it
+    refused = drill("run", str(BOOK), "--yes", state=state)
+    assert refused.returncode == 5, refused.stderr[-2000:]
+    assert run_id in refused.stderr and "died" in refused.stderr
+
+    recovered = drill(action, run_id, "--json", state=state)
+    summary = json.loads(recovered.stdout) if recovered.stdout.strip() else {}
+    outcome = summary.get("outcome", "none")
+    journal = state / "runs" / run_id / "journal.jsonl"
+    ended = [json.loads(x) for x in journal.read_text().splitlines() if '"run_ended"' in x]
+    now = configs(lab)
+    devices = _which(now, states)
+    expected = {"succeeded": "after", "rolled_back": "before"}.get(outcome)
+    consistent = devices != "mix" and devices == expected
+    RESULTS.append(
+        {
+            "point": point,
+            "action": action,
+            "exit": recovered.returncode,
+            "outcome": outcome,
+            "devices": devices,
+            "consistent": consistent,
+        }
+    )
+    try:
+        assert ended and ended[-1]["outcome"] == outcome, "the journal must say how it ended"
+        assert recovered.returncode == {"succeeded": 0, "rolled_back": 1}.get(outcome), (
+            recovered.stderr[-3000:]
+        )
+        if action == "abort":
+            assert outcome == "rolled_back", recovered.stderr[-3000:]
+        assert consistent, {n: now[n] == states["before"][n] for n in NODES}
+        assert json.loads(drill("status", run_id, "--json", state=state).stdout)[0]["state"] == (
+            outcome
+        )
+    finally:
+        put_back(lab, states["before"])
