@@ -35,10 +35,12 @@ _COMMON_GETTERS = frozenset(
         "get_mac_address_table",
         "get_network_instances",
         "get_ipv6_neighbors_table",
+        "ping",
+        "traceroute",
     }
 )
 
-# drill's FRR driver (drill/drivers/frr): the getters FRR has JSON for, plus VRRP and BFD.
+# drill's FRR driver: the getters docs/driver.md lists, get_vrrp being drill's own model.
 _FRR_GETTERS = frozenset(
     {
         "get_facts",
@@ -46,10 +48,12 @@ _FRR_GETTERS = frozenset(
         "get_interfaces_ip",
         "get_bgp_neighbors",
         "get_bgp_neighbors_detail",
+        "get_arp_table",
         "get_route_to",
         "get_config",
         "get_vrrp",
-        "get_bfd_peers",
+        "ping",
+        "traceroute",
     }
 )
 
