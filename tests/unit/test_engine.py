@@ -619,6 +619,68 @@ steps:
     assert failed.message == "local: body: expected regex '^app1', got 'app2\\n'"
 
 
+class FakeProbe:
+    """Stands in for drill.probes' RunningProbe: an outage during the config step."""
+
+    def __init__(self, spec: object, outage_at: list[float]) -> None:
+        self.spec = spec
+        self.outage_at = outage_at
+
+    def stop(self) -> object:
+        from drill.engine.records import Outage, ProbeResult
+
+        start = self.outage_at[0]
+        outage = Outage(start=start, end=start + 0.05, lost=40)
+        return ProbeResult("gw", "packet", 1000.0, 5000, 40, 49.0, outages=[outage])
+
+    def check_limits(self) -> str | None:
+        return "probe gw: 40 packets lost, limit 10"
+
+
+def test_probe_over_its_limit_fails_the_drill(
+    tmp_path: Path, net: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from drill.probes import running
+
+    outage_at: list[float] = []
+    started: list[str] = []
+
+    def start_probe(spec: object) -> FakeProbe:
+        started.append(getattr(spec, "name", ""))
+        return FakeProbe(spec, outage_at)
+
+    monkeypatch.setattr(running, "start_probe", start_probe)
+    body = f"""
+probes:
+  - name: gw
+    kind: packet
+    target: 192.0.2.1
+    max_loss: 10
+steps:
+  - name: change
+    kind: config
+    on: r1
+    config: "priority 4"
+  - name: mark
+    kind: command
+    argv: [sleep, "0.2"]
+postchecks:
+  - name: healthy
+    on: r1{HEALTHY}
+"""
+    outage_at.append(time.time())
+    record, _ = run(tmp_path, body)
+    assert started == ["gw"]
+    assert record.outcome is Outcome.ROLLED_BACK
+    assert "probe gw: 40 packets lost, limit 10" in record.notes
+    assert record.probes[0].lost == 40
+    assert record.restore["r1"].exact
+    # attributed to the run's steps by their start/end times (drill.probes.attribution)
+    assert {"change", "mark", "healthy"} <= set(record.probes[0].by_step)
+
+
 # --- the CLI ------------------------------------------------------------------------------
 
 CLI_RUNBOOK = """
