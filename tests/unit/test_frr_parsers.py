@@ -265,3 +265,91 @@ def test_driver_is_found_by_napalm_and_safe_before_open() -> None:
     assert relaxed.host_key_policy == "accept-new"
     with pytest.raises(ValueError):
         driver_class("h", "u", "p", optional_args={"host_key_policy": "yolo"})
+
+
+# -- transport framing, against a scripted channel (no SSH) ----------------------------------
+
+
+class ScriptedChannel:
+    """Stands in for a paramiko Channel: `respond` maps what was sent to what comes back."""
+
+    def __init__(self, greeting: str, respond: Any) -> None:
+        self.pending: list[bytes] = [greeting.encode()] if greeting else []
+        self.respond = respond
+        self.sent: list[str] = []
+        self.closed = False
+
+    def settimeout(self, timeout: float) -> None:
+        self.timeout = timeout
+
+    def recv(self, size: int) -> bytes:
+        if not self.pending:
+            raise TimeoutError
+        return self.pending.pop(0)
+
+    def sendall(self, data: bytes) -> None:
+        text = data.decode()
+        self.sent.append(text)
+        # answers arrive in small pieces, as over a real connection
+        answer = self.respond(text).encode()
+        self.pending += [answer[i : i + 7] for i in range(0, len(answer), 7)]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def vtysh_answer(text: str) -> str:
+    command = text.rstrip("\n")
+    outputs = {
+        "terminal length 0": "",
+        "show bgp summary json": '{\r\n  "ipv4Unicast":{}\r\n}\r\n',
+        "configure terminal": "",
+        "end": "",
+    }
+    if command == "configure terminal":
+        return f"{command}\r\nr1(config)# "
+    return f"{command}\r\n{outputs.get(command, '% Unknown command: ' + command + chr(10))}r1# "
+
+
+def test_vtysh_session_strips_echo_and_prompt_and_leaves_config_mode() -> None:
+    from drill.drivers.frr.transport import VtyshSession
+
+    channel = ScriptedChannel("\r\nHello, this is FRRouting\r\n\r\nr1# ", vtysh_answer)
+    session = VtyshSession(channel, timeout=1)  # type: ignore[arg-type]
+    assert session.hostname == "r1"
+    assert channel.sent == ["terminal length 0\n"]
+    assert json.loads(session.run("show bgp summary json", 1)) == {"ipv4Unicast": {}}
+    assert session.run("configure terminal", 1) == ""
+    assert channel.sent[-1] == "end\n"
+    with pytest.raises(ValueError):
+        session.run("show ?", 1)
+
+
+def test_vtysh_session_times_out_instead_of_hanging() -> None:
+    from drill.drivers.frr.transport import CommandTimeout, VtyshSession
+
+    channel = ScriptedChannel("r1# ", lambda text: "" if "slow" in text else vtysh_answer(text))
+    session = VtyshSession(channel, timeout=1)  # type: ignore[arg-type]
+    with pytest.raises(CommandTimeout):
+        session.run("show slow", 0.05)
+
+
+def shell_answer(text: str) -> str:
+    import re
+
+    marker = re.search(r"(__DRILL_END_\w+__)", text)
+    assert marker is not None
+    body = "hello\n" if "echo hello" in text else "no such file\n"
+    status = 0 if "echo hello" in text else 2
+    return f"{body}\n{marker.group(1)} {status}\n"
+
+
+def test_shell_session_reads_output_and_exit_status_by_marker() -> None:
+    from drill.drivers.frr.transport import ShellSession
+
+    channel = ScriptedChannel("", shell_answer)
+    shell = ShellSession(channel)  # type: ignore[arg-type]
+    assert shell.run("echo hello", 1) == (0, "hello\n")
+    assert shell.run("cat /nonexistent", 1) == (2, "no such file\n")
+    # stdin of the command is /dev/null, so it cannot swallow the next command
+    assert "</dev/null" in channel.sent[0]

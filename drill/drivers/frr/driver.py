@@ -116,7 +116,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
     def open(self) -> None:
         try:
             self._client = open_client(self.settings)
-            self._vtysh = VtyshSession(self._client, self.settings.timeout)
+            self._vtysh = VtyshSession.open(self._client, self.settings.timeout)
         except (TransportError, OSError) as exc:
             self.close()
             raise ConnectionException(f"cannot open {self.hostname}: {exc}") from None
@@ -148,7 +148,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
     def _vtysh_session(self) -> VtyshSession:
         if self._vtysh is None:
             try:
-                self._vtysh = VtyshSession(self._require_client(), self.settings.timeout)
+                self._vtysh = VtyshSession.open(self._require_client(), self.settings.timeout)
             except TransportError as exc:
                 raise ConnectionClosedException(f"{self.hostname}: {exc}") from None
         return self._vtysh
@@ -156,7 +156,7 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
     def _shell_session(self) -> ShellSession:
         if self._shell is None:
             try:
-                shell = ShellSession(self._require_client(), self.settings.timeout)
+                shell = ShellSession.open(self._require_client(), self.settings.timeout)
                 state_dir = shlex.quote(self.paths.state_dir)
                 shell.run(f"umask 077; mkdir -p {state_dir}", self.settings.timeout)
             except TransportError as exc:

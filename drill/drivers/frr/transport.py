@@ -161,7 +161,8 @@ class _Channel:
 class VtyshSession:
     """An interactive vtysh on a pty; commands are single lines, answers end at the prompt."""
 
-    def __init__(self, client: paramiko.SSHClient, timeout: float) -> None:
+    @classmethod
+    def open(cls, client: paramiko.SSHClient, timeout: float) -> VtyshSession:
         transport = client.get_transport()
         if transport is None or not transport.is_active():
             raise TransportError("vtysh: SSH transport is not active")
@@ -169,6 +170,9 @@ class VtyshSession:
         # A dumb, very wide terminal: no colour codes, no line wrapping, no pager.
         channel.get_pty(term="dumb", width=32767, height=0)
         channel.exec_command("vtysh")
+        return cls(channel, timeout)
+
+    def __init__(self, channel: paramiko.Channel, timeout: float) -> None:
         self._chan = _Channel(channel, "vtysh")
         deadline = time.monotonic() + timeout
         match = self._chan.read_until(_ANY_PROMPT, deadline)
@@ -204,13 +208,17 @@ class VtyshSession:
 class ShellSession:
     """A persistent /bin/sh; each command's end is a unique marker with its exit status."""
 
-    def __init__(self, client: paramiko.SSHClient, timeout: float) -> None:
+    @classmethod
+    def open(cls, client: paramiko.SSHClient, timeout: float) -> ShellSession:
         transport = client.get_transport()
         if transport is None or not transport.is_active():
             raise TransportError("shell: SSH transport is not active")
         channel = transport.open_session(timeout=timeout)
         channel.set_combine_stderr(True)
         channel.exec_command("/bin/sh")
+        return cls(channel)
+
+    def __init__(self, channel: paramiko.Channel) -> None:
         self._chan = _Channel(channel, "shell")
 
     def run(self, command: str, timeout: float) -> tuple[int, str]:
