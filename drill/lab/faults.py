@@ -71,8 +71,11 @@ def _ports(lab: Lab, fault: FaultRecord) -> list[Port]:
         if node.mgmt is None:
             raise InputError(f"error: node {node.name} has no management interface")
         return [Port(node.name, node.netns, MGMT_IFACE)]
-    ends = [(v.a, v.b) if v.a.node == node.name else (v.b, v.a) for v in lab.plan.veths
-            if node.name in (v.a.node, v.b.node)]  # fmt: skip
+    ends = [
+        (v.a, v.b) if v.a.node == node.name else (v.b, v.a)
+        for v in lab.plan.veths
+        if node.name in (v.a.node, v.b.node)
+    ]
     if fault.mode == "down":
         return [own for own, _ in ends]
     # Blackholing both ends of every link also silences what the node itself sends.
@@ -101,8 +104,20 @@ def _undo_one(lab: Lab, fault: FaultRecord) -> None:
         if fault.mode == "down":
             run(["ip", "-n", port.netns, "link", "set", "dev", port.iface, "up"], check=False)
         else:
-            run(["ip", "netns", "exec", port.netns, "nft", "delete", "table", "netdev",
-                 _table(port.iface)], check=False)  # fmt: skip
+            run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    port.netns,
+                    "nft",
+                    "delete",
+                    "table",
+                    "netdev",
+                    _table(port.iface),
+                ],
+                check=False,
+            )
 
 
 def _validate(lab: Lab, kind: str, target: str, mode: str) -> FaultRecord:

@@ -100,8 +100,20 @@ class NodeRuntime:
                 SSHD_CONFIG.format(node=self.node.name, address=self.node.mgmt.ip, dir=self.dir)
             )
             key = ssh / "ssh_host_ed25519_key"
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.node.name,
-                 "-f", str(key)])  # fmt: skip
+            run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    self.node.name,
+                    "-f",
+                    str(key),
+                ]
+            )
 
     def _write_shadow(self, shadow_hash: str) -> None:
         """A copy of /etc/shadow where only root's hash differs: the host's stays untouched."""
@@ -146,13 +158,25 @@ class NodeRuntime:
                 "exec sleep infinity",
             ]
         )
-        argv = ["ip", "netns", "exec", self.node.netns,
-                "unshare", "--mount", "--uts", "--propagation", "private",
-                "sh", "-c", script]  # fmt: skip
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.node.netns,
+            "unshare",
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ]
         with open(self.dir / "holder.log", "w") as out:
             # start_new_session: the holder must outlive the `drill lab up` process.
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            )
         deadline = time.monotonic() + 10
         while not ready.exists():
             if proc.poll() is not None:
@@ -243,8 +267,10 @@ class NodeRuntime:
                 except subprocess.TimeoutExpired as exc:
                     raise LabError(f"node {self.node.name}: exec `{line}` timed out") from exc
                 if proc.returncode != 0:
-                    raise LabError(f"node {self.node.name}: exec `{line}` exited {proc.returncode}"
-                                   f" (see {self.dir / 'exec.log'})")  # fmt: skip
+                    raise LabError(
+                        f"node {self.node.name}: exec `{line}` exited {proc.returncode}"
+                        f" (see {self.dir / 'exec.log'})"
+                    )
 
     def start_sshd(self, pid: int) -> None:
         if self.node.mgmt is None:

@@ -11,9 +11,27 @@ import shlex
 from dataclasses import dataclass
 
 # Start order matters: every daemon registers with zebra.
-FRR_DAEMONS = ("zebra", "bgpd", "ospfd", "ospf6d", "ripd", "ripngd", "isisd", "pimd", "ldpd",
-               "nhrpd", "eigrpd", "babeld", "sharpd", "pbrd", "bfdd", "fabricd", "vrrpd",
-               "pathd", "staticd")  # fmt: skip
+FRR_DAEMONS = (
+    "zebra",
+    "bgpd",
+    "ospfd",
+    "ospf6d",
+    "ripd",
+    "ripngd",
+    "isisd",
+    "pimd",
+    "ldpd",
+    "nhrpd",
+    "eigrpd",
+    "babeld",
+    "sharpd",
+    "pbrd",
+    "bfdd",
+    "fabricd",
+    "vrrpd",
+    "pathd",
+    "staticd",
+)
 
 
 @dataclass(frozen=True)

@@ -130,8 +130,10 @@ def derive_plan(topology: Topology) -> LabPlan:
         daemons = parse_daemons(daemons_bind.source.read_text()) if daemons_bind else ()
         conf = conf_bind.source.read_text() if conf_bind else ""
         if node.kind == "bridge" and len(node.name) > 15:
-            raise InputError(f"{topology.path}:{node.line}:1: error: bridge name `{node.name}` "
-                             "is longer than 15 characters")  # fmt: skip
+            raise InputError(
+                f"{topology.path}:{node.line}:1: error: bridge name `{node.name}` "
+                "is longer than 15 characters"
+            )
         mgmt = None
         if node.mgmt_ipv4 is not None:
             mgmt = ipaddress.IPv4Interface(f"{node.mgmt_ipv4}/{topology.mgmt_subnet.prefixlen}")

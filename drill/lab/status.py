@@ -79,7 +79,13 @@ def render_status(report: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     faults = report["faults"]
-    lines.append("faults: " + (", ".join(f"{f['kind']} {f['target']} {f['mode']}" for f in faults)
-                               if faults else "none"))  # fmt: skip
+    lines.append(
+        "faults: "
+        + (
+            ", ".join(f"{f['kind']} {f['target']} {f['mode']}" for f in faults)
+            if faults
+            else "none"
+        )
+    )
     lines += [f"problem: {p}" for p in report["problems"]]
     return "\n".join(lines)
