@@ -303,18 +303,20 @@ def test_failed_up_cleans_up_and_says_why(tmp_path: Path) -> None:
         conf.read_text().replace("router bgp 64500", "router bgp 64500\n bogus command")
     )
     broken = Lab(copy)
-    with pytest.raises(LabError) as info:
-        broken.up(timeout=20)
+    try:
+        with pytest.raises(LabError) as info:
+            broken.up(timeout=20)
+        leftovers = [ns for ns in _netns() if ns.startswith("brk-")]
+        run_dir_left = broken.plan.run_dir.exists()
+        bridge = ["ip", "link", "show", broken.plan.mgmt_bridge]
+        bridge_left = subprocess.run(bridge, capture_output=True).returncode == 0
+    finally:
+        broken.down()  # only matters when the assertions below are about to fail
     message = str(info.value)
     assert "\n" not in message and "dc2-edge" in message
-    assert not [ns for ns in _netns() if ns.startswith("brk-")]
-    assert not broken.plan.run_dir.exists()
-    assert (
-        subprocess.run(
-            ["ip", "link", "show", broken.plan.mgmt_bridge], capture_output=True
-        ).returncode
-        != 0
-    )
+    assert not leftovers
+    assert not run_dir_left
+    assert not bridge_left
 
 
 def _netns() -> list[str]:
