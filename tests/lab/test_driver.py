@@ -252,8 +252,9 @@ def test_replace_moves_mastership_with_compare_discard_commit_and_rollback(
     poll("dc1-edge to be master again", lambda: vrrp_state(dc1) == "Master")
 
 
+@pytest.mark.parametrize("revert_in", [None, 60])
 def test_rejected_line_leaves_running_config_as_before(
-    connect: Any, guard: dict[str, str], lab: Any
+    connect: Any, guard: dict[str, str], lab: Any, revert_in: int | None
 ) -> None:
     dc1 = connect("dc1-edge")
     wan = next(iter(set(dc1.get_bgp_neighbors()["global"]["peers"]) & {"198.51.100.1"}))
@@ -266,7 +267,7 @@ def test_rejected_line_leaves_running_config_as_before(
         )
     )
     with pytest.raises(CommitError, match="remote-as"):
-        dc1.commit_config()
+        dc1.commit_config(revert_in=revert_in)
     assert running(lab, "dc1-edge") == guard["dc1-edge"]
     assert not dc1.has_pending_commit()
 

@@ -460,7 +460,11 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             self._kind,
             f" ({message})" * bool(message),
         )
-        problems = self._apply()
+        try:
+            problems = self._apply()
+        except CommandTimeoutException as exc:
+            # the device may have applied part of it: treat as rejected and restore
+            problems = [str(exc)]
         if problems:
             if revert_in is not None:
                 self._sh(disarm_command(self.paths))
