@@ -271,7 +271,17 @@ def test_unknown_link_targets_are_input_errors(target: str) -> None:
 # --- privileges -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [["up"], ["down"], ["status"], ["exec", "wan", "--", "true"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["up"],
+        ["down"],
+        ["status"],
+        ["exec", "wan", "--", "true"],
+        ["fault", "node", "wan"],
+        ["fault", "--clear"],
+    ],
+)
 def test_cli_says_root_is_needed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
