@@ -56,6 +56,10 @@ def test_switchover_succeeds_then_restored(lab: Any, tmp_path: Path) -> None:
         assert vrrp_state(lab, "dc2-edge") == "Master"
         assert vrrp_state(lab, "dc1-edge") == "Backup"
         assert "vrrp 1 priority 250" in running(lab, "dc2-edge")
+        change = next(s for s in report["steps"] if s["name"] == "raise dc2-edge priority")
+        assert change["hosts"]["dc2-edge"]["changed"]  # committed and confirmed
+        trace = next(s for s in report["steps"] if s["name"].startswith("client reaches"))
+        assert trace["status"] == "ok", trace
     finally:
         code, report = drill_run(lab, tmp_path, "vrrp-back.yml")
     assert code == 0, report
