@@ -4,10 +4,11 @@ verification, journaling every transition and host result as it happens."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,7 +284,7 @@ class Engine:
                 rec = StepRecord(action.name, action.kind, Phase.ROLLBACK)
                 key = f"rollback:{done.key}:{number}"
                 with self._step_scope(key, rec, action.hosts):
-                    self._apply(rec, self._attempt(lambda a=action: a.run(self.ctx), rec))
+                    self._apply(rec, self._attempt(functools.partial(action.run, self.ctx), rec))
                 failed = failed or rec.status is StepStatus.FAILED
         verified = self._run_all(self.runbook.model.prechecks, Phase.VERIFY)
         exact = self._prove_restore()
@@ -340,35 +341,37 @@ class Engine:
 
     def _attempt(
         self,
-        call: object,
+        call: Callable[[], StepOutcome],
         rec: StepRecord,
         retries: int = 0,
         hosts: list[str] | None = None,
         step: StepBase | None = None,
     ) -> StepOutcome:
         """Run a step; retry up to ``retries`` times, each time only on the hosts that failed."""
-        assert callable(call)
-        try:
-            outcome: StepOutcome = call()
-        except Interrupted:
-            raise
-        except Exception as exc:
-            log.debug("step %s raised", rec.name, exc_info=True)
-            outcome = StepOutcome.failed(f"{type(exc).__name__}: {exc}")
+        outcome = self._safe(call, rec)
         tries = 1
         while not outcome.ok and tries <= retries and step is not None:
             tries += 1
             failing = [h for h in (hosts or []) if outcome.hosts.get(h, HostResult()).failed]
-            again = self._handler(step, self.ctx, failing or list(hosts or []))
+            targets = failing or list(hosts or [])
+            again = self._safe(functools.partial(self._handler, step, self.ctx, targets), rec)
             outcome.hosts.update(again.hosts)
-            outcome.status = again.status
-            outcome.message = again.message
+            outcome.status, outcome.message = again.status, again.message
             if again.ok:
                 outcome = StepOutcome.from_hosts(outcome.hosts)
         if tries > 1:
-            suffix = f" (after {tries} attempts)"
-            outcome.message = (outcome.message or "ok") + suffix
+            outcome.message = (outcome.message or "ok") + f" (after {tries} attempts)"
         return outcome
+
+    @staticmethod
+    def _safe(call: Callable[[], StepOutcome], rec: StepRecord) -> StepOutcome:
+        try:
+            return call()
+        except Interrupted:
+            raise
+        except Exception as exc:  # a step's bug must not skip the rollback
+            log.debug("step %s raised", rec.name, exc_info=True)
+            return StepOutcome.failed(f"{type(exc).__name__}: {exc}")
 
     def _apply(self, rec: StepRecord, outcome: StepOutcome) -> None:
         rec.status = outcome.status
