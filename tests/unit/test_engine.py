@@ -461,6 +461,33 @@ steps:
     assert "+priority 3" in record.restore["r1"].diff
 
 
+def test_rollback_none_is_left_changed_and_said(tmp_path: Path, net: Network) -> None:
+    record, _ = run(
+        tmp_path,
+        f"""
+steps:
+  - name: kept
+    kind: config
+    on: r1
+    config: "priority 8"
+    rollback: none
+  - name: undone
+    kind: config
+    on: r2
+    config: "priority 9"
+  - name: fail
+    on: r1{HEALTHY.replace("equals: true", "equals: false")}
+""",
+    )
+    # r2 is restored; r1 stays changed on purpose, so the restore is not exact: a human
+    # must look (exit 3), and the notes say which step and host.
+    assert record.outcome is Outcome.ROLLBACK_FAILED
+    assert net.boxes["r2"].running == ["hostname r2", "priority 100"]
+    assert net.boxes["r1"].running[-1] == "priority 8"
+    assert record.restore["r2"].exact and not record.restore["r1"].exact
+    assert any("rollback: none" in n and "r1" in n for n in record.notes)
+
+
 def test_approval_needs_tty_or_yes(tmp_path: Path, net: Network) -> None:
     body = """
 steps:
