@@ -47,7 +47,8 @@ lab_commands.register(app)
 def main() -> None:
     """Console entry point: one boundary that turns drill errors into exit codes."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of raising.
+        code = app(standalone_mode=False)
     except DrillError as exc:
         message = str(exc)
         if isinstance(exc, InputError) and exc.diagnostics:
@@ -61,16 +62,14 @@ def main() -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(int(ExitCode.FAILED))
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            exc.show()
-            sys.exit(int(ExitCode.INVALID_INPUT))
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(int(ExitCode.INVALID_INPUT))
-        raise
+    except typer.TyperException as exc:
+        # Usage errors (unknown command or option, bad value): click's own message.
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(int(ExitCode.INVALID_INPUT))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
