@@ -72,7 +72,7 @@ def inventory(lab: Any, tmp_path: Path) -> Path:
         "    extras:\n"
         "      optional_args:\n"
         f"        known_hosts_file: {tmp_path / 'known_hosts'}\n"
-        "        timeout: 3\n"
+        "        timeout: 5\n"
         "        command_timeout: 8\n"
     )
     shutil.copy(lab.known_hosts, tmp_path / "known_hosts")
