@@ -70,6 +70,14 @@ def make_driver(lab: Any, node: str, **optional: Any) -> FRRDriver:
     return FRRDriver(lab.mgmt_ip(node), "root", LAB_PASSWORD, optional_args=args)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_driver_files_left(lab: Any) -> Iterator[None]:
+    """The driver's device-side files (STATE dir) go away with this module's tests."""
+    yield
+    for node in FRR_NODES:
+        lab.exec(node, ["rm", "-rf", DEFAULT_STATE_DIR])
+
+
 @pytest.fixture
 def connect(lab: Any) -> Iterator[Callable[[str], FRRDriver]]:
     opened: list[FRRDriver] = []
