@@ -1,5 +1,7 @@
 """The crash matrix: SIGKILL the orchestrator at every step boundary of the real switchover
-runbook (runbooks/dc1-to-dc2.yml) and in the middle of each config commit, then
+runbook (runbooks/dc1-to-dc2.yml) and in the middle of each config commit (plus a
+commit-confirm runbook, tests/lab/data/crash-confirm.yml, also killed during the confirm
+check while the device's revert timer runs), then
 ``drill resume`` or ``drill abort`` the dead run. Every device must end with its pre-drill
 or its post-drill running config (normalized), never a mix, and the journal must say which:
 ``succeeded`` = all post-drill, ``rolled_back`` = all pre-drill.
@@ -29,26 +31,36 @@ from drill.runbook.loader import load_runbook
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
-RUNBOOK = REPO / "runbooks" / "dc1-to-dc2.yml"
-FALLBACK = Path(__file__).parent / "data" / "crash-three-steps.yml"
-BOOK = RUNBOOK if RUNBOOK.exists() else FALLBACK
+DATA = Path(__file__).parent / "data"
+BOOKS = {
+    "dc1-to-dc2": REPO / "runbooks" / "dc1-to-dc2.yml",
+    # a commit-confirm step: the device-side revert timer is armed when the process dies
+    "crash-confirm": DATA / "crash-confirm.yml",
+}
+INVENTORY = REPO / "labs" / "two-dc" / "inventory"
 NODES = ("wan", "dc1-edge", "dc2-edge", "app1", "app2")
-MID_COMMIT_S = 0.4  # an FRR commit (frr-reload) takes ~1 s here: 0.4 s lands inside it
+MID_COMMIT_S = 0.15  # an FRR commit takes 0.3-0.4 s here: 0.15 s after its start lands inside it
 
 
-def _points() -> list[str]:
-    model = load_runbook(BOOK).model
+def _points(book: Path) -> list[str]:
+    model = load_runbook(book, inventory_override=INVENTORY).model
     points: list[str] = []
     for step in model.steps:
         points += [f"step_started:{step.name}", f"step_ended:{step.name}"]
         if step.kind == "config":
             points += [f"commit_started:{step.name}@{MID_COMMIT_S}", f"committed:{step.name}"]
+            if getattr(step, "confirm", None) is not None:
+                # committed with the device's revert timer armed, the confirm check starting
+                points += [
+                    f"fresh_session:{host}"
+                    for host in load_runbook(book, inventory_override=INVENTORY).hosts_for(step)
+                ]
     if model.postchecks:
         points.append(f"step_started:{model.postchecks[0].name}")
     return points
 
 
-POINTS = _points()
+CASES = [(name, point) for name, book in BOOKS.items() for point in _points(book)]
 RESULTS: list[dict[str, Any]] = []
 
 
@@ -101,15 +113,24 @@ def put_back(lab: Any, wanted: dict[str, str]) -> None:
 
 @pytest.fixture(scope="module")
 def states(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The pre-drill configs and, from one uninterrupted run, the post-drill configs."""
+    """Per runbook: the pre-drill configs and, from one uninterrupted run, the post-drill
+    configs."""
     before = configs(lab)
-    state = tmp_path_factory.mktemp("reference")
-    done = drill("run", str(BOOK), "--yes", state=state)
-    after = configs(lab)
-    put_back(lab, before)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert after != before
-    yield {"before": before, "after": after}
+    found: dict[str, Any] = {}
+    for name, book in BOOKS.items():
+        state = tmp_path_factory.mktemp("reference")
+        done = drill("run", str(book), "-i", str(INVENTORY), "--yes", state=state)
+        after = configs(lab)
+        put_back(lab, before)
+        assert done.returncode == 0, done.stderr[-3000:]
+        loaded = load_runbook(book, inventory_override=INVENTORY)
+        touched = {
+            h for st in loaded.model.steps if st.kind == "config" for h in loaded.hosts_for(st)
+        }
+        # every host a config step targets must change: a left-over baseline would not
+        assert touched and all(after[h] != before[h] for h in touched), name
+        found[name] = {"before": before, "after": after}
+    yield found
     put_back(lab, before)
     _print_matrix(tmp_path_factory.getbasetemp())
 
@@ -119,15 +140,16 @@ def _print_matrix(base: Path) -> None:
         return
     tried = len(RESULTS)
     consistent = sum(1 for r in RESULTS if r["consistent"])
-    lines = [f"crash matrix ({BOOK.name}): {tried} points tried, {consistent} consistent"]
+    lines = [f"crash matrix: {tried} points tried, {consistent} consistent"]
     for r in RESULTS:
         lines.append(
-            f"  {r['point']:<55} {r['action']:<6} exit {r['exit']}  {r['outcome']:<12} "
+            f"  {r['runbook']:<13} {r['point']:<50} {r['action']:<6} exit {r['exit']}  "
+            f"{r['outcome']:<12} "
             f"{r['devices']:<6} {'ok' if r['consistent'] else 'MIX/WRONG'}"
         )
     print("\n" + "\n".join(lines))
     target = Path(os.environ.get("DRILL_CRASH_MATRIX", str(base / "crash-matrix.json")))
-    summary = {"runbook": BOOK.name, "tried": tried, "consistent": consistent, "runs": RESULTS}
+    summary = {"tried": tried, "consistent": consistent, "runs": RESULTS}
     target.write_text(json.dumps(summary, indent=2))
     print(f"written to {target}")
 
@@ -140,52 +162,72 @@ def _which(now: dict[str, str], states: dict[str, Any]) -> str:
     return "mix"
 
 
-@pytest.mark.parametrize("action", ["resume", "abort"])
-@pytest.mark.parametrize("point", POINTS)
-def test_crash_then_recover(
-    lab: Any, states: dict[str, Any], tmp_path: Path, point: str, action: str
-) -> None:
-    state = tmp_path / "state"
-    crashed = drill("run", str(BOOK), "--yes", state=state, crash=point)
-    assert crashed.returncode == -9, f"the hook did not fire at {point}: {crashed.stderr[-2000:]}"
-    listed = json.loads(drill("status", "--json", state=state).stdout)
-    assert len(listed) == 1 and not listed[0]["alive"], listed
-    assert listed[0]["state"].startswith("dead in "), listed
-    run_id = listed[0]["run_id"]
-    # the dead run still holds its devices: another drill is refused, naming it
-    refused = drill("run", str(BOOK), "--yes", state=state)
-    assert refused.returncode == 5, refused.stderr[-2000:]
-    assert run_id in refused.stderr and "died" in refused.stderr
+def timers(lab: Any) -> dict[str, int]:
+    """Device-side revert timers still running, per node (none may outlive a recovery)."""
+    found = {}
+    for node in NODES:
+        done = lab.exec(node, ["sh", "-c", "ps -eo args | grep -c '[r]evert.sh' || true"])
+        found[node] = int(done.stdout.strip() or 0)
+    return {node: count for node, count in found.items() if count}
 
-    recovered = drill(action, run_id, "--json", state=state)
-    summary = json.loads(recovered.stdout) if recovered.stdout.strip() else {}
-    outcome = summary.get("outcome", "none")
-    journal = state / "runs" / run_id / "journal.jsonl"
-    ended = [json.loads(x) for x in journal.read_text().splitlines() if '"run_ended"' in x]
-    now = configs(lab)
-    devices = _which(now, states)
-    expected = {"succeeded": "after", "rolled_back": "before"}.get(outcome)
-    consistent = devices != "mix" and devices == expected
-    RESULTS.append(
-        {
-            "point": point,
-            "action": action,
-            "exit": recovered.returncode,
-            "outcome": outcome,
-            "devices": devices,
-            "consistent": consistent,
-        }
-    )
+
+@pytest.mark.parametrize("action", ["resume", "abort"])
+@pytest.mark.parametrize(("name", "point"), CASES)
+def test_crash_then_recover(
+    lab: Any, states: dict[str, Any], tmp_path: Path, name: str, point: str, action: str
+) -> None:
+    book, expected_states = BOOKS[name], states[name]
+    state = tmp_path / "state"
+    run = ("run", str(book), "-i", str(INVENTORY), "--yes")
     try:
+        crashed = drill(*run, state=state, crash=point)
+        assert crashed.returncode == -9, (
+            f"the hook did not fire at {point}: {crashed.stderr[-2000:]}"
+        )
+        listed = json.loads(drill("status", "--json", state=state).stdout)
+        assert len(listed) == 1 and not listed[0]["alive"], listed
+        assert listed[0]["state"].startswith("dead in "), listed
+        run_id = listed[0]["run_id"]
+        # where the kill landed, as the journal of the dead run tells it
+        died = [json.loads(x) for x in (state / "runs" / run_id / "journal.jsonl").open()]
+        died_in = [e["event"] for e in died if e["event"] in ("commit_started", "committed")]
+        # the dead run still holds its devices: another drill is refused, naming it
+        refused = drill(*run, state=state)
+        assert refused.returncode == 5, refused.stderr[-2000:]
+        assert run_id in refused.stderr and "died" in refused.stderr
+
+        recovered = drill(action, run_id, "--json", state=state)
+        summary = json.loads(recovered.stdout) if recovered.stdout.strip() else {}
+        outcome = summary.get("outcome", "none")
+        journal = state / "runs" / run_id / "journal.jsonl"
+        ended = [json.loads(x) for x in journal.read_text().splitlines() if '"run_ended"' in x]
+        now = configs(lab)
+        devices = _which(now, expected_states)
+        left_timers = timers(lab)
+        expected = {"succeeded": "after", "rolled_back": "before"}.get(outcome)
+        consistent = devices != "mix" and devices == expected
+        RESULTS.append(
+            {
+                "runbook": name,
+                "point": point,
+                "action": action,
+                "commit_events_before_kill": died_in,
+                "exit": recovered.returncode,
+                "outcome": outcome,
+                "devices": devices,
+                "consistent": consistent,
+            }
+        )
         assert ended and ended[-1]["outcome"] == outcome, "the journal must say how it ended"
         assert recovered.returncode == {"succeeded": 0, "rolled_back": 1}.get(outcome), (
             recovered.stderr[-3000:]
         )
         if action == "abort":
             assert outcome == "rolled_back", recovered.stderr[-3000:]
-        assert consistent, {n: now[n] == states["before"][n] for n in NODES}
+        assert consistent, {n: now[n] == expected_states["before"][n] for n in NODES}
+        assert not left_timers, f"revert timers still armed: {left_timers}"
         assert json.loads(drill("status", run_id, "--json", state=state).stdout)[0]["state"] == (
             outcome
         )
     finally:
-        put_back(lab, states["before"])
+        put_back(lab, expected_states["before"])
