@@ -271,3 +271,32 @@ def test_finished_or_live_runs_are_refused(tmp_path: Path, net: Any) -> None:
     info.alive, info.outcome = True, None
     with pytest.raises(RefusedError, match="still running"):
         check_recoverable(info, "abort")
+
+
+def test_cli_status_lists_runs_newest_first(tmp_path: Path, net: Any) -> None:
+    import json
+    import os
+    import subprocess
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    _, first = crash(tmp_path / "a", "step_ended", "raise r1")
+    _, second = crash(tmp_path / "b", "step_started", "tag r2")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "runs").mkdir()
+    for engine in (first, second):
+        engine.rundir.path.rename(state / "runs" / engine.rundir.path.name)
+    env = {**os.environ, "DRILL_STATE_DIR": str(state)}
+    argv = [sys.executable, "-m", "drill", "status", "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert [r["run_id"] for r in listed] == sorted([first.run_id, second.run_id], reverse=True)
+    assert all(set(r) == {"run_id", "runbook", "state", "pid", "alive", "started"} for r in listed)
+    assert {r["state"] for r in listed} == {"dead in executing"}
+    assert {r["runbook"] for r in listed} == {"unit-resume"}
+    one = subprocess.run([*argv[:-1], first.run_id], capture_output=True, text=True, env=env)
+    assert "dead in executing" in one.stdout and f"drill resume {first.run_id}" in one.stdout
+    missing = subprocess.run([*argv[:-1], "nope"], capture_output=True, text=True, env=env)
+    assert missing.returncode == 5
