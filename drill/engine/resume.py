@@ -56,6 +56,8 @@ class StepTrace:
     name: str
     hosts: list[str]
     status: str | None = None  # None: started, never ended (the process died in it)
+    started: str | None = None
+    ended: str | None = None
 
 
 @dataclass
@@ -132,9 +134,12 @@ class Trace:
             phase, index = _phase_index(key)
             self.steps.pop(key, None)  # re-run on resume: keep run order
             hosts = list(e.get("hosts") or [])
-            self.steps[key] = StepTrace(key, phase, index, str(e.get("name", "")), hosts)
+            self.steps[key] = StepTrace(
+                key, phase, index, str(e.get("name", "")), hosts, started=e.get("ts")
+            )
         elif kind == "step_ended" and key in self.steps:
             self.steps[key].status = str(e.get("status"))
+            self.steps[key].ended = e.get("ts")
         elif kind == "host_result" and key.startswith("rollback:"):
             ok = self.restored.setdefault(key, set())
             if e.get("failed"):
@@ -173,6 +178,10 @@ class Trace:
                     continue
                 left.setdefault(host, []).append(_name_of(key))
         return left
+
+
+def _when(stamp: str | None) -> datetime | None:
+    return datetime.fromisoformat(stamp) if stamp else None
 
 
 def _phase_index(key: str) -> tuple[str, int]:
@@ -320,7 +329,15 @@ class RecoveryEngine(_Engine):
             # the report shows the whole run, not only what ran after the crash
             status = StepStatus(st.status) if st.status else StepStatus.INTERRUPTED
             self.record.steps.append(
-                StepRecord(st.name, "", Phase(st.phase), status=status, message="before the crash")
+                StepRecord(
+                    st.name,
+                    "",
+                    Phase(st.phase),
+                    status=status,
+                    started=_when(st.started),
+                    ended=_when(st.ended),
+                    message="before the crash",
+                )
             )
 
     def run(self) -> Any:
