@@ -12,8 +12,10 @@ device's management right after a commit-confirm.
   command once, synchronously, at that point.
 
 ``<event>`` is a journal event kind (``step_started``, ``preconfig``, ``commit_started``,
-``committed``, ``step_ended``, ...) or ``fresh_session``, the moment a commit-confirm check
-opens its new connection (then ``<name>`` is the host).
+``committed``, ``step_ended``, ...; ``<name>`` is the step), or a point that is not an event
+(``<name>`` is the host): ``fresh_session``, the moment a commit-confirm check opens its new
+connection; ``device_apply``, the moment the FRR driver starts applying a commit on the
+device (with ``@0.01``, the kill lands while the device applies it).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ BOOKS = {
 }
 INVENTORY = REPO / "labs" / "two-dc" / "inventory"
 NODES = ("wan", "dc1-edge", "dc2-edge", "app1", "app2")
-MID_COMMIT_S = 0.15  # an FRR commit takes 0.3-0.4 s here: 0.15 s after its start lands inside it
+MID_APPLY_S = 0.01  # a merge commit's apply (vtysh -f on the device) takes 20-30 ms here
 
 
 def _points(book: Path) -> list[str]:
@@ -48,13 +48,13 @@ def _points(book: Path) -> list[str]:
     for step in model.steps:
         points += [f"step_started:{step.name}", f"step_ended:{step.name}"]
         if step.kind == "config":
-            points += [f"commit_started:{step.name}@{MID_COMMIT_S}", f"committed:{step.name}"]
+            hosts = load_runbook(book, inventory_override=INVENTORY).hosts_for(step)
+            # in the middle of the commit: the device is applying the candidate
+            points += [f"device_apply:{host}@{MID_APPLY_S}" for host in hosts]
+            points.append(f"committed:{step.name}")
             if getattr(step, "confirm", None) is not None:
                 # committed with the device's revert timer armed, the confirm check starting
-                points += [
-                    f"fresh_session:{host}"
-                    for host in load_runbook(book, inventory_override=INVENTORY).hosts_for(step)
-                ]
+                points += [f"fresh_session:{host}" for host in hosts]
     if model.postchecks:
         points.append(f"step_started:{model.postchecks[0].name}")
     return points
