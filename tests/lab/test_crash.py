@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from drill.drivers.frr.config import normalize_running_config
 from drill.runbook.loader import load_runbook
@@ -42,6 +43,12 @@ NODES = ("wan", "dc1-edge", "dc2-edge", "app1", "app2")
 MID_APPLY_S = 0.01  # a merge commit's apply (vtysh -f on the device) takes 20-30 ms here
 
 
+ADDRESS = {
+    name: str(host["hostname"])
+    for name, host in YAML(typ="safe").load((INVENTORY / "hosts.yaml").read_text()).items()
+}
+
+
 def _points(book: Path) -> list[str]:
     model = load_runbook(book, inventory_override=INVENTORY).model
     points: list[str] = []
@@ -49,8 +56,9 @@ def _points(book: Path) -> list[str]:
         points += [f"step_started:{step.name}", f"step_ended:{step.name}"]
         if step.kind == "config":
             hosts = load_runbook(book, inventory_override=INVENTORY).hosts_for(step)
-            # in the middle of the commit: the device is applying the candidate
-            points += [f"device_apply:{host}@{MID_APPLY_S}" for host in hosts]
+            # in the middle of the commit: the device is applying the candidate (the driver
+            # names a device by its address)
+            points += [f"device_apply:{ADDRESS[host]}@{MID_APPLY_S}" for host in hosts]
             points.append(f"committed:{step.name}")
             if getattr(step, "confirm", None) is not None:
                 # committed with the device's revert timer armed, the confirm check starting
