@@ -555,7 +555,18 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
             self._wait_for_revert()
             return
         if state == "pending":
-            self._sh(disarm_command(self.paths))
+            # Undo the unconfirmed commit with what its timer would restore: the config from
+            # just before it. rollback.conf is only written when a commit finishes, so after a
+            # controller died mid-apply it still holds an OLDER commit's config.
+            pending, saved = (
+                shlex.quote(self.paths.pending_config),
+                shlex.quote(self.paths.snapshot),
+            )
+            rc, expected = self._sh(f"cat {pending} && cp -f {pending} {saved}")
+            self._sh(disarm_command(self.paths))  # removes the pending config: use the copy
+            if rc == 0:
+                self._restore(self.paths.snapshot, normalize_running_config(expected))
+                return
         rc, expected = self._sh(f"cat {shlex.quote(self.paths.rollback)}")
         if rc != 0:
             raise CommitError(f"{self.hostname}: nothing to roll back (no commit by this driver)")
