@@ -78,12 +78,15 @@ class NodeRuntime:
     # --- files -------------------------------------------------------------------------
 
     def prepare_files(self, shadow_hash: str) -> None:
-        """Per-node /etc/frr, /run/frr, shadow, sshd config and host key."""
+        """Per-node /etc/frr, /run/frr, shadow, home, sshd config and host key."""
         frr_uid = pwd.getpwnam("frr").pw_uid
         frr_gid = grp.getgrnam("frr").gr_gid
         etc, rund, ssh = self.dir / "etc", self.dir / "run", self.dir / "ssh"
         for d in (etc, rund, ssh):
             d.mkdir(parents=True, exist_ok=True)
+        # A home of its own: SSH sessions must not run the host's dotfiles (a host's
+        # `pyenv init` in /root/.bashrc, killed mid-rehash, once locked every node's shell).
+        (self.dir / "home").mkdir(mode=0o700, exist_ok=True)
         for bind in self.node.etc_files:
             dest = etc / bind.target.removeprefix("/etc/frr/")
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +146,7 @@ class NodeRuntime:
             f"mount --bind {self.dir / 'etc'} /etc/frr",
             f"mount --bind {self.dir / 'run'} {FRR_RUN}",
             f"mount --bind {self.dir / 'shadow'} /etc/shadow",
+            f"mount --bind {self.dir / 'home'} {shlex.quote(pwd.getpwnam(LAB_USER).pw_dir)}",
         ]
         for bind in self.node.mounts:
             mounts.append(

@@ -127,6 +127,9 @@ def test_ssh_gives_a_standalone_frr_box(lab: Any) -> None:
             return text
 
         assert run("hostname").strip() == "dc1-edge"
+        # The node's own, empty home: none of the host's dotfiles run in a session.
+        home = run("ls -A ~").split()
+        assert ".bashrc" not in home and ".profile" not in home, home
         summary = json.loads(run("vtysh -c 'show bgp summary json'"))
         assert summary["ipv4Unicast"]["routerId"] == "198.51.100.2"
         # frr-reload (used by the NAPALM driver for replace) works against this node's daemons.
