@@ -10,7 +10,7 @@ from typing import Any
 
 from drill.engine.context import LoadedRunbookLike
 from drill.engine.records import Phase
-from drill.runbook.model import CommandStep, ConfigStep, StepBase
+from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, StepBase
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,12 @@ class Plan:
         }
 
 
-def _detail(step: StepBase) -> str:
+def _detail(step: StepBase, runbook: LoadedRunbookLike) -> str:
+    if isinstance(step, CheckSpec) and (step.http or step.traceroute):
+        # Show what will really be fetched or traced, as validation rendered it.
+        render = getattr(runbook, "render_check", None)
+        spec = render(step, None) if render is not None else step
+        return f"http {spec.http}" if spec.http else f"traceroute {spec.traceroute}"
     if isinstance(step, ConfigStep):
         parts: list[str] = [step.mode]
         if step.batch:
@@ -77,7 +82,8 @@ def build_plan(runbook: LoadedRunbookLike) -> Plan:
     ]
     for phase, steps in phases:
         for number, step in enumerate(steps, start=1):
-            hosts = runbook.hosts_for(step) if step.on else []
+            vantage = getattr(step, "from_", None)
+            hosts = runbook.hosts_for(step) if step.on else [vantage] if vantage else []
             plan.steps.append(
                 PlannedStep(
                     phase,
@@ -86,7 +92,7 @@ def build_plan(runbook: LoadedRunbookLike) -> Plan:
                     step.kind,  # type: ignore[attr-defined]
                     hosts,
                     step.on_failure,
-                    _detail(step),
+                    _detail(step, runbook),
                 )
             )
     plan.rollback = rollback_plan(runbook)
