@@ -9,7 +9,6 @@ import importlib.util
 import json
 import os
 import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,24 +21,7 @@ from drill.engine.runner import Engine, EngineConfig
 from drill.errors import ExitCode
 from drill.report.facts import exit_code_for
 
-
-def _data_package() -> None:
-    """Make tests/unit/engine_data importable as ``engine_data`` (pytest's importlib mode
-    puts no test directory on sys.path)."""
-    if "engine_data" in sys.modules:
-        return
-    here = Path(__file__).parent / "engine_data"
-    spec = importlib.util.spec_from_file_location(
-        "engine_data", here / "__init__.py", submodule_search_locations=[str(here)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["engine_data"] = module
-    spec.loader.exec_module(module)
-
-
-_data_package()
-fake_napalm = importlib.import_module("engine_data.fake_napalm")
+fake_napalm = importlib.import_module("engine_data.fake_napalm")  # see conftest.py
 harness = importlib.import_module("engine_data.harness")
 
 Network = fake_napalm.Network

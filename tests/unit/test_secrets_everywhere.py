@@ -10,7 +10,6 @@ import importlib
 import importlib.util
 import io
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,7 @@ from drill.report.console import ConsoleObserver
 from drill.report.junit import write_junit
 from drill.report.report import write_report
 
-
-def _data_package() -> None:
-    if "engine_data" in sys.modules:
-        return
-    here = Path(__file__).parent / "engine_data"
-    spec = importlib.util.spec_from_file_location(
-        "engine_data", here / "__init__.py", submodule_search_locations=[str(here)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["engine_data"] = module
-    spec.loader.exec_module(module)
-
-
-_data_package()
-fake_napalm = importlib.import_module("engine_data.fake_napalm")
+fake_napalm = importlib.import_module("engine_data.fake_napalm")  # see conftest.py
 harness = importlib.import_module("engine_data.harness")
 
 HOSTS = ["r1", "r2"]

@@ -8,7 +8,6 @@ import importlib
 import importlib.util
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,22 +21,7 @@ from drill.engine.journal import read_journal
 from drill.engine.records import Outcome
 from drill.engine.runner import Engine, EngineConfig
 
-
-def _data_package() -> None:
-    if "engine_data" in sys.modules:
-        return
-    here = Path(__file__).parent / "engine_data"
-    spec = importlib.util.spec_from_file_location(
-        "engine_data", here / "__init__.py", submodule_search_locations=[str(here)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["engine_data"] = module
-    spec.loader.exec_module(module)
-
-
-_data_package()
-fake_napalm = importlib.import_module("engine_data.fake_napalm")
+fake_napalm = importlib.import_module("engine_data.fake_napalm")  # see conftest.py
 harness = importlib.import_module("engine_data.harness")
 
 HOSTS = ["r1", "r2"]
