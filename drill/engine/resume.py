@@ -36,7 +36,7 @@ from drill.engine.records import HostResult, Phase, StepRecord, StepStatus
 from drill.engine.rollback import Executed
 from drill.engine.rundir import RunDir
 from drill.engine.runner import Engine as _Engine
-from drill.engine.runner import EngineConfig, Interrupted
+from drill.engine.runner import EngineConfig
 from drill.engine.signals import LeaveChanged, leave_changed
 from drill.errors import RefusedError
 from drill.runbook.model import ConfigStep, StepBase
@@ -403,24 +403,12 @@ class RecoveryEngine(_Engine):
         if state is State.ROLLING_BACK:
             self._rollback()
             return
-        try:
-            if state is State.EXECUTING:
-                verdict = self._execute_from(self._resume_index())
-            elif state is State.POSTCHECKING:
-                verdict = self._postchecks()
-            else:
-                self._note(f"nothing to resume in state {state.value}")
-                return
-        except Interrupted:
-            self._note("interrupted by the operator: rolling back")
-            self.lifecycle.fire(Trigger.ABORT)
-            verdict = Trigger.ABORT
-        if verdict is Trigger.STOP:
-            self._note("stopped on purpose: changes so far are left in place")
-            self.lifecycle.fire(Trigger.STOP)
-            return
-        if verdict is not None:
-            self._rollback()
+        if state is State.EXECUTING:
+            self._settle(lambda: self._execute_from(self._resume_index()))
+        elif state is State.POSTCHECKING:
+            self._settle(self._postchecks)
+        else:
+            self._note(f"nothing to resume in state {state.value}")
 
     def _resume_index(self) -> int:
         """0-based index of the first step to (re)consider."""

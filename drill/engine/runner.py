@@ -184,8 +184,13 @@ class Engine:
         if self.options.dry_run:
             self._dry_run()
             return
+        self._settle(self._execute)
+
+    def _settle(self, execute: Callable[[], Trigger | None]) -> None:
+        """Run the changing part of a drill and end it: ``None`` goes on to succeed;
+        ``STOP`` leaves changes in place; any other verdict, or an interruption, rolls back."""
         try:
-            verdict = self._execute()
+            verdict = execute()
         except Interrupted:
             self._note("interrupted by the operator: rolling back")
             self.lifecycle.fire(Trigger.ABORT)
