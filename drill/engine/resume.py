@@ -433,15 +433,9 @@ class RecoveryEngine(_Engine):
                     pass
                 continue
             self._run_step(step, Phase.STEP, index, rec)
-            if rec.status is not StepStatus.FAILED:
-                continue
-            if step.on_failure == "continue":
-                self._note(f"step {step.name!r} failed; continuing (on_failure: continue)")
-                continue
-            if step.on_failure == "stop":
-                return Trigger.STOP
-            self.lifecycle.fire(Trigger.STEP_FAILED)
-            return Trigger.STEP_FAILED
+            verdict = self._verdict(step, rec)
+            if verdict is not None:
+                return verdict
         self.lifecycle.fire(Trigger.STEPS_DONE)
         return self._postchecks()
 

@@ -225,6 +225,18 @@ class Engine:
             ok = ok and rec.status is not StepStatus.FAILED
         return ok
 
+    def _verdict(self, step: StepBase, rec: StepRecord) -> Trigger | None:
+        """How a step that ran ends execution: None goes on to the next step."""
+        if rec.status is not StepStatus.FAILED:
+            return None
+        if step.on_failure == "continue":
+            self._note(f"step {step.name!r} failed; continuing (on_failure: continue)")
+            return None
+        if step.on_failure == "stop":
+            return Trigger.STOP
+        self.lifecycle.fire(Trigger.STEP_FAILED)
+        return Trigger.STEP_FAILED
+
     def _execute(self) -> Trigger | None:
         """Run ``steps``; returns the trigger that ends execution badly, or None when the
         postchecks pass."""
@@ -233,15 +245,9 @@ class Engine:
             rec = StepRecord(step.name, step.kind, Phase.STEP)
             self.progress.executed.append(Executed(key, step, rec))
             self._run_step(step, Phase.STEP, index, rec)
-            if rec.status is not StepStatus.FAILED:
-                continue
-            if step.on_failure == "continue":
-                self._note(f"step {step.name!r} failed; continuing (on_failure: continue)")
-                continue
-            if step.on_failure == "stop":
-                return Trigger.STOP
-            self.lifecycle.fire(Trigger.STEP_FAILED)
-            return Trigger.STEP_FAILED
+            verdict = self._verdict(step, rec)
+            if verdict is not None:
+                return verdict
         self.lifecycle.fire(Trigger.STEPS_DONE)
         passed = self._run_all(self.runbook.model.postchecks, Phase.POSTCHECK)
         # The interruption is part of the verdict: a probe over its limit fails the drill.
