@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drill.errors import DrillError, LabError
-from drill.lab import health, netns
+from drill.lab import health, hostprep, netns
 from drill.lab.node import LAB_PASSWORD, NodeRuntime
 from drill.lab.plan import LabPlan, derive_plan
 from drill.lab.privileges import require_root
@@ -39,6 +39,8 @@ class Lab:
     """A topology file and what the built-in backend makes of it."""
 
     def __init__(self, path: Path | str) -> None:
+        # Every lab operation runs sbin tools by name (ip, nft, sysctl in exec: lines).
+        hostprep.ensure_sbin_on_path()
         self.topology: Topology = load_topology(Path(path))
         self.plan: LabPlan = derive_plan(self.topology)
 
@@ -125,6 +127,7 @@ class Lab:
         )
         plan.run_dir.mkdir(parents=True, exist_ok=True)
         save_state(plan, state)
+        hostprep.ensure_runtime_dirs()
         netns.create_namespaces(plan)
         netns.create_mgmt(plan)
         netns.create_links(plan)
@@ -145,19 +148,29 @@ class Lab:
     # --- down ---------------------------------------------------------------------------
 
     def down(self) -> None:
+        """Take the lab down; returns once every process it had is gone (bounded wait)."""
         require_root("drill lab down")
         with lab_lock(self.plan):
-            self._teardown(load_state(self.plan))
+            left = self._teardown(load_state(self.plan))
+        if left:
+            raise LabError(
+                f"lab {self.name} is down but {len(left)} of its processes did not exit "
+                f"even after SIGKILL (pids {', '.join(map(str, left))})"
+            )
 
-    def _teardown(self, state: LabState | None) -> None:
-        """Remove everything a (possibly half-made) lab has: works from the plan alone too."""
+    def _teardown(self, state: LabState | None) -> list[int]:
+        """Remove everything a (possibly half-made) lab has: works from the plan alone too.
+
+        Returns the pids that were still there after the bounded wait (normally none).
+        """
         namespaces = sorted(set(self.plan.netns_names) | set(state.netns if state else []))
         ifaces = sorted(set(netns.host_ifaces(self.plan)) | set(state.host_ifaces if state else []))
-        netns.kill_namespace_processes(namespaces)
+        left = netns.kill_namespace_processes(namespaces)
         netns.delete_namespaces(namespaces)
         netns.delete_host_ifaces(ifaces)
         if self.plan.run_dir.exists():
             shutil.rmtree(self.plan.run_dir)
+        return left
 
     # --- exec ---------------------------------------------------------------------------
 

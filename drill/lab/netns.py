@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import time
 from collections import defaultdict
@@ -109,21 +110,66 @@ def netns_pids(netns: str) -> list[int]:
     return [int(p) for p in proc.stdout.split() if p.isdigit()]
 
 
-def kill_namespace_processes(namespaces: list[str], grace: float = 3.0) -> None:
-    """SIGTERM every process inside the lab's namespaces, SIGKILL what is left after ``grace``."""
+def kill_namespace_processes(
+    namespaces: list[str], grace: float = 3.0, reap: float = 5.0
+) -> list[int]:
+    """End every process inside the lab's namespaces and wait until they are gone.
+
+    SIGTERM, then SIGKILL for what is left after ``grace``, then wait up to ``reap`` more.
+    Gone means the whole thread group has exited (a pidfd turns readable), not merely that
+    the main thread is a zombie: zebra's main thread exits while its dataplane thread still
+    tears down, and a caller that then looks for ``zebra`` must not find it.
+    Returns the pids still there when the time is up (none, normally).
+    """
     present = existing_netns()
-    targets = {pid for ns in namespaces if ns in present for pid in netns_pids(ns)}
-    targets.discard(os.getpid())
-    for pid in targets:
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while targets and time.monotonic() < deadline:
-        targets = {pid for pid in targets if _alive(pid)}
-        if targets:
-            time.sleep(0.05)
-    for pid in targets:
-        log.debug("pid %d ignored SIGTERM, killing", pid)
-        _signal(pid, signal.SIGKILL)
+    pids = {pid for ns in namespaces if ns in present for pid in netns_pids(ns)}
+    pids.discard(os.getpid())
+    procs = {pid: fd for pid in pids if (fd := _pidfd(pid)) is not None}
+    try:
+        for fd in procs.values():
+            _pidfd_signal(fd, signal.SIGTERM)
+        left = _wait_gone(procs, grace)
+        for pid in left:
+            log.debug("pid %d ignored SIGTERM, killing", pid)
+            _pidfd_signal(procs[pid], signal.SIGKILL)
+        left = _wait_gone({pid: procs[pid] for pid in left}, reap)
+        for pid in left:
+            log.warning("pid %d still there %.0f s after SIGKILL", pid, reap)
+        return sorted(left)
+    finally:
+        for fd in procs.values():
+            os.close(fd)
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid``: signals and waits then reach that process even if pids wrap."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _pidfd_signal(fd: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(fd, sig)
+
+
+def _wait_gone(procs: dict[int, int], timeout: float) -> set[int]:
+    """Wait until every process has exited (its pidfd readable); return those that did not."""
+    poller = select.poll()
+    by_fd = {fd: pid for pid, fd in procs.items()}
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN)
+    left = set(procs)
+    deadline = time.monotonic() + timeout
+    while left:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        for fd, _ in poller.poll(remaining * 1000):
+            poller.unregister(fd)
+            left.discard(by_fd[fd])
+    return left
 
 
 def delete_namespaces(namespaces: list[str]) -> None:
@@ -143,17 +189,3 @@ def host_ifaces(plan: LabPlan) -> list[str]:
     return [plan.mgmt_bridge] + [
         n.mgmt_host_iface for n in plan.nodes.values() if n.mgmt_host_iface
     ]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            # A zombie is dead for our purpose: its namespaces are already released.
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError, ProcessLookupError):
-        return False
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
