@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LAB := labs/two-dc
-SYSTEM_PACKAGES := frr frr-pythontools openssh-server nftables iproute2 iputils-ping \
-	traceroute tcpdump procps psmisc util-linux curl
+# python3-venv: Debian's python3 has no `-m venv` without it. openssl: the lab hashes its
+# password with `openssl passwd`. The rest is what the lab and the probes run.
+SYSTEM_PACKAGES := python3-venv openssl frr frr-pythontools openssh-server openssh-client \
+	nftables iproute2 iputils-ping traceroute tcpdump procps psmisc util-linux curl
 REPORTS := reports
 
 .PHONY: setup system-deps venv test lint demo lab-up lab-down bench clean
@@ -22,7 +24,8 @@ system-deps:
 			--no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(BIN)/drill: pyproject.toml
+# Order-only on system-deps: python3-venv must be there before the venv is made.
+$(BIN)/drill: pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
