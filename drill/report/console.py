@@ -52,6 +52,7 @@ from drill.secrets import mask_secrets
 log = logging.getLogger(__name__)
 
 CONFIG_KIND = "config"
+_UNBOUNDED = 100_000  # columns: measure a table's natural width, as if the page had no edge
 
 _OUTCOME_STYLE: dict[Outcome | None, str] = {
     Outcome.SUCCEEDED: "bold green",
@@ -192,9 +193,9 @@ class ConsoleObserver:
             c.print(self._outcome_line(record))
             c.print(self._facts_table(record))
             if record.probes:
-                c.print(self._probe_table(record))
+                self._print_table(self._probe_table(record))
             if record.steps:
-                c.print(self._step_table(record))
+                self._print_table(self._step_table(record))
             if record.restore:
                 for line in self._restore_lines(record):
                     c.print(line)
@@ -244,8 +245,12 @@ class ConsoleObserver:
     def _probe_table(self, record: RunRecord) -> Table:
         table = Table(title="Probes", title_justify="left", show_edge=False)
         for column in ("probe", "kind", "rate/s", "sent", "lost", "longest interruption"):
-            table.add_column(column, justify="left" if column in ("probe", "kind") else "right")
-        table.add_column("worst step")
+            table.add_column(
+                column,
+                justify="left" if column in ("probe", "kind") else "right",
+                overflow="fold",
+            )
+        table.add_column("worst step", overflow="fold")
         for probe in record.probes:
             worst = max(
                 probe.by_step.items(),
@@ -272,7 +277,9 @@ class ConsoleObserver:
     def _step_table(self, record: RunRecord) -> Table:
         table = Table(title="Steps", title_justify="left", show_edge=False)
         for column in ("phase", "step", "status", "time", "hosts", "message"):
-            table.add_column(column, justify="right" if column == "time" else "left")
+            table.add_column(
+                column, justify="right" if column == "time" else "left", overflow="fold"
+            )
         for step in record.steps:
             failed = sorted(h for h, r in step.hosts.items() if r.failed)
             hosts = f"{len(step.hosts)}" + (f" ({len(failed)} failed)" if failed else "")
@@ -319,6 +326,24 @@ class ConsoleObserver:
             Text(f"{indent}{row}", style=styles.get(row[:1], ""))
             for row in self._mask(diff).splitlines()
         ]
+
+    def _print_table(self, table: Table) -> None:
+        """A terminal gets the table fitted to its width (long names fold, never cut with
+        an ellipsis). Anything else (a CI log, ``make demo > file``) has no width to fit:
+        there the table is as wide as its content, so every name stays whole on one line
+        and can be searched for."""
+        console = self.console
+        if console.is_terminal:
+            console.print(table)
+            return
+        natural = console.measure(table, options=console.options.update_width(_UNBOUNDED))
+        options = console.options.update_width(max(natural.maximum, console.width))
+        for segments in console.render_lines(table, options, new_lines=False):
+            line = Text()
+            for seg in segments:
+                line.append(seg.text, seg.style)
+            line.rstrip()
+            console.print(line, soft_wrap=True)
 
     def _print(self, *lines: Text) -> None:
         with self._lock:
