@@ -19,9 +19,13 @@ import logging
 
 log = logging.getLogger(__name__)
 
+# How far behind the sender may fall before it skips slots; up to this it catches up in a
+# burst. Either way the packets sent in a stretch of time are not its length / interval.
+MAX_LAG = 0.05
+
 
 class Schedule:
-    def __init__(self, rate: float, start: float, max_lag: float = 0.05) -> None:
+    def __init__(self, rate: float, start: float, max_lag: float = MAX_LAG) -> None:
         self.interval = 1.0 / rate
         self.start = start
         self.max_lag = max_lag
