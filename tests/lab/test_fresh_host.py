@@ -8,6 +8,7 @@ labs/two-dc. Run serialized with the other lab users:
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,66 +26,12 @@ pytestmark = pytest.mark.lab
 NAME = "fresh8"
 MGMT_IP = "198.19.8.11"
 DRILL = str(Path(sys.executable).parent / "drill")
-TOPOLOGY = f"""\
-name: {NAME}
-mgmt:
-  network: {NAME}-mgmt
-  ipv4-subnet: 198.19.8.0/24
-  ipv4-gw: 198.19.8.1
-topology:
-  nodes:
-    r1:
-      kind: linux
-      mgmt-ipv4: {MGMT_IP}
-      binds:
-        - r1/daemons:/etc/frr/daemons
-        - r1/frr.conf:/etc/frr/frr.conf
-        - r1/linger.py:/etc/frr/linger.py
-      exec:
-        - sh -c "/usr/bin/python3 /etc/frr/linger.py </dev/null >/dev/null 2>&1 &"
-"""
-# Exits like zebra does: on SIGTERM the main thread ends at once (a zombie in ps) while
-# another thread still works for a while; the process is gone only when that one ends.
-LINGER = """\
-import ctypes, os, signal, threading, time
-stopping = threading.Event()
-def worker():
-    stopping.wait()
-    time.sleep(1.5)
-    os._exit(0)
-def on_term(*_):
-    stopping.set()
-    ctypes.CDLL(None).pthread_exit(None)
-signal.signal(signal.SIGTERM, on_term)
-threading.Thread(target=worker).start()
-open("/run/frr/linger.ready", "w").close()
-while True:
-    time.sleep(1)
-"""
-DAEMONS = """\
-bgpd=no
-staticd=yes
-vtysh_enable=yes
-zebra_options="  -A 127.0.0.1 -s 90000000"
-staticd_options="-A 127.0.0.1"
-"""
-FRR_CONF = """\
-frr defaults traditional
-hostname r1
-service integrated-vtysh-config
-!
-ip route 192.0.2.0/24 blackhole
-!
-end
-"""
+DATA = Path(__file__).parent / "data" / NAME
 
 
-def write_lab(root: Path, frr_conf: str = FRR_CONF) -> Path:
-    (root / "r1").mkdir(parents=True)
-    (root / "r1" / "daemons").write_text(DAEMONS)
-    (root / "r1" / "frr.conf").write_text(frr_conf)
-    (root / "r1" / "linger.py").write_text(LINGER)
-    (root / f"{NAME}.clab.yml").write_text(TOPOLOGY)
+def write_lab(root: Path) -> Path:
+    """A private copy of the one-node lab in tests/lab/data/fresh8."""
+    shutil.copytree(DATA, root)
     return root
 
 

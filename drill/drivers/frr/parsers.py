@@ -125,9 +125,19 @@ def _peers(vrf_data: JSON) -> dict[str, JSON]:
 
 
 def bgp_neighbors(summary: JSON, neighbors: JSON) -> JSON:
-    """get_bgp_neighbors from `show bgp vrf all summary json` + `... neighbors json`."""
+    """get_bgp_neighbors from `show bgp vrf all summary json` + `... neighbors json`.
+
+    NAPALM's contract: the ``global`` key is always there, also without BGP (bgpd not
+    running, or no ``router bgp``: both outputs are then empty).
+
+    >>> bgp_neighbors({}, {})
+    {'global': {'router_id': '', 'peers': {}}}
+    >>> bgp_neighbors({"default": {"ipv4Unicast": {"routerId": "192.0.2.7"}}}, {})
+    {'global': {'router_id': '192.0.2.7', 'peers': {}}}
+    """
     result: JSON = {}
-    for frr_vrf, vrf_data in neighbors.items():
+    for frr_vrf in dict.fromkeys([*summary, *neighbors]):
+        vrf_data = neighbors.get(frr_vrf, {})
         summary_vrf = summary.get(frr_vrf, {})
         counts = _summary_counts(summary_vrf)
         router_id = _router_id(summary_vrf)
@@ -157,6 +167,7 @@ def bgp_neighbors(summary: JSON, neighbors: JSON) -> JSON:
                 "address_family": families,
             }
         result[vrf_name(frr_vrf)] = {"router_id": router_id, "peers": peers}
+    result.setdefault(GLOBAL_VRF, {"router_id": "", "peers": {}})
     return result
 
 
