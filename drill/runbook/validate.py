@@ -30,6 +30,7 @@ from drill.runbook.model import (
 from drill.runbook.schema_errors import describe
 from drill.runbook.templates import Origin, build_context, render
 from drill.runbook.walk import StepRef, iter_steps
+from drill.runbook.replace_safety import empty_problem
 from drill.runbook.yamlpos import (
     JsonPath,
     ParsedYaml,
@@ -247,16 +248,23 @@ def _check_config(c: Checker, ref: StepRef, step: ConfigStep, hosts: list[str]) 
         _check_platforms(c, ref, hosts, feature="commit_confirm", path_key="confirm")
     if step.mode == "replace":
         _check_platforms(c, ref, hosts, feature="replace", path_key="mode")
+    rendered: dict[str | None, str] = {}
     if step.config is not None:
         path = (*ref.path, "config")
         line, col = block_scalar_origin(c.parsed, path)
-        _render_for_hosts(c, step.config, Origin(c.display, line, col), hosts)
+        rendered = _render_for_hosts(c, step.config, Origin(c.display, line, col), hosts)
     elif step.template is not None:
         path = (*ref.path, "template")
         text = _check_file(c, path, step.template, name, "template file")
         if text is not None:
             display = str(Path(c.display).parent / step.template)
-            _render_for_hosts(c, text, Origin(display, 1, 1), hosts)
+            rendered = _render_for_hosts(c, text, Origin(display, 1, 1), hosts)
+    if step.mode == "replace" and not step.allow_wipe:
+        empty = sorted(str(h) for h, text in rendered.items() if empty_problem(text))
+        if empty:
+            source = "config" if step.config is not None else "template"
+            problem = empty_problem("") or ""
+            c.at((*ref.path, source), f"{name} (for {', '.join(empty)}): {problem}")
 
 
 def _check_spec(
@@ -316,7 +324,10 @@ def _render_command(c: Checker, ref: StepRef, step: CommandStep) -> None:
         _render_for_hosts(c, text, Origin(c.display, line, col), [])
 
 
-def _render_for_hosts(c: Checker, text: str, origin: Origin, hosts: list[str]) -> None:
+def _render_for_hosts(
+    c: Checker, text: str, origin: Origin, hosts: list[str]
+) -> dict[str | None, str]:
+    """Render text for each host (or once without one); returns what rendered."""
     runbook = {
         "name": c.model.name,
         "description": c.model.description,
@@ -324,11 +335,12 @@ def _render_for_hosts(c: Checker, text: str, origin: Origin, hosts: list[str]) -
         "mode": c.model.mode,
     }
     targets: list[str | None] = list(hosts) if hosts else [None]
+    rendered: dict[str | None, str] = {}
     for host in targets:
         view = c.inventory.hosts[host].template_view() if host else None
         context = build_context(vars_=c.vars, host=view, mode=c.model.mode, runbook=runbook)
         try:
-            render(text, context, origin=origin)
+            rendered[host] = render(text, context, origin=origin)
         except InputError as exc:
             for d in exc.diagnostics:
                 key = (d.file, d.line, d.col, d.message)
@@ -338,6 +350,7 @@ def _render_for_hosts(c: Checker, text: str, origin: Origin, hosts: list[str]) -
                 per_host = host and not d.message.startswith("template syntax")
                 suffix = f" (rendering for host '{host}')" if per_host else ""
                 c.diagnostics.append(Diagnostic(d.file, d.line, d.col, d.message + suffix))
+    return rendered
 
 
 def _check_platforms(

@@ -21,6 +21,7 @@ from drill.engine.hosts import device, fresh_device, run_per_host
 from drill.engine.records import HostResult
 from drill.runbook.model import ConfigStep, StepBase
 from drill.secrets import mask_secrets
+from drill.runbook import replace_safety
 from drill.steps import check
 from drill.steps.base import StepOutcome, host_view
 from drill.steps.render import render_for_host
@@ -78,12 +79,18 @@ def apply(task: Task, step: ConfigStep, ctx: StepContext) -> HostResult:
     host = task.host.name
     candidate = render_for(task, step, ctx)
     dev = device(task)
+    running: str | None = None
     if not ctx.dry_run and not ctx.changes.has_preconfig(ctx.key, host):
         # A retry must keep the config from before the FIRST attempt: that is the rollback.
         running = dev.get_config(retrieve="running")["running"]
         path = ctx.rundir.save_config(f"{ctx.key}--{host}", running)
         ctx.changes.save_preconfig(ctx.key, host, path)
         ctx.bus.emit(PreConfigSaved(ctx.key, host, str(path)))
+    if step.mode == "replace":
+        # Before anything is loaded: a replace that would erase the device is refused.
+        if running is None:
+            running = dev.get_config(retrieve="running")["running"]
+        replace_safety.check_replace(step, host, running, candidate)
     try:
         if step.mode == "replace":
             dev.load_replace_candidate(config=candidate)
