@@ -117,6 +117,7 @@ steps:
 {config}
 {extra}
 """
+    tmp_path.mkdir(exist_ok=True)
     loaded = harness.load(body, tmp_path)
     engine = Engine(
         loaded,
