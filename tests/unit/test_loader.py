@@ -166,7 +166,7 @@ EXPECTED: dict[str, list[str]] = {
         "tests/data/bad/wrong-types.yml:1:13: error: 'apiVersion': must be 'drill/v1' (got 'drill/v2')",
         "tests/data/bad/wrong-types.yml:2:7: error: 'name': use letters, digits, '.', '_' and '-', starting with a letter or digit",
         "tests/data/bad/wrong-types.yml:3:7: error: 'mode': must be 'planned', 'unplanned' or 'rehearsal' (got 'maybe')",
-        "tests/data/bad/wrong-types.yml:8:11: error: probe 'p', 'rate': must be a valid integer, unable to parse string as an integer",
+        "tests/data/bad/wrong-types.yml:8:11: error: probe 'p', 'rate': must be a valid integer",
         "tests/data/bad/wrong-types.yml:13:14: error: step 'a', 'retries': must be greater than or equal to 0",
         "tests/data/bad/wrong-types.yml:14:17: error: step 'a', 'on_failure': must be 'rollback', 'continue' or 'stop' (got 'explode')",
         "tests/data/bad/wrong-types.yml:17:11: error: step 'b', 'argv': must be a valid list",
