@@ -40,7 +40,7 @@ def name_problem(name: str, what: str = "name") -> str | None:
     found = _CONTROL.search(name)
     if found:
         return (
-            f"{what} {printable(repr(name)[1:-1])!r} contains a control character "
+            f"{what} '{printable(name[:MAX_NAME])}' contains a control character "
             f"({printable(found.group())})"
         )
     if len(name) > MAX_NAME:

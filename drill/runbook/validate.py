@@ -13,6 +13,7 @@ from typing import Any
 
 from drill.errors import Diagnostic, InputError
 from drill.runbook import platforms
+from drill.runbook.includes import OutsideTree, include_path
 from drill.runbook.inventory import Inventory
 from drill.runbook.model import (
     ApprovalStep,
@@ -399,7 +400,11 @@ def _check_file(
     c: Checker, path: JsonPath, relative: str, name: str, what: str, *, parse_yaml: bool = False
 ) -> str | None:
     """The text of a file named relative to the runbook, or None (and a diagnostic)."""
-    target = c.base_dir / relative
+    try:
+        target = include_path(c.base_dir, relative)
+    except OutsideTree as exc:
+        c.at(path, f"{name}: {what}: {exc} (files must be in the runbook's directory tree)")
+        return None
     if not target.is_file():
         c.at(path, f"{name}: {what} '{relative}' not found (looked in {target.parent})")
         return None
