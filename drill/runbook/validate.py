@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drill.checks.assertions import PathError, parse_path
 from drill.errors import Diagnostic, InputError
 from drill.runbook import platforms
 from drill.runbook.includes import OutsideTree, include_path
@@ -292,6 +293,7 @@ def _check_spec(
     if spec.from_ is not None and spec.getter is not None:
         c.at((*path, "from"), f"{name}: 'from' applies to http and traceroute checks, not getters")
     _check_vantage(c, (*path, "from"), spec.from_)
+    _check_assertions(c, spec, path, name)
     if spec.getter is not None and spec.getter != "cli":
         if spec.getter not in platforms.known_getters():
             hint = _suggest(spec.getter, platforms.known_getters())
@@ -301,6 +303,23 @@ def _check_spec(
     elif spec.getter == "cli":
         _check_platforms(c, ref, hosts, feature="cli", base=path, path_key="getter")
     _render_spec(c, spec, path, hosts if spec.getter is not None else [])
+
+
+def _check_assertions(c: Checker, spec: CheckSpec, path: JsonPath, name: str) -> None:
+    """A check must assert something, and its paths must parse, before any change."""
+    proves = bool(spec.assert_) or (spec.traceroute is not None and spec.avoid_site is not None)
+    sources = [v for v in (spec.getter, spec.http, spec.traceroute) if v is not None]
+    if len(sources) != 1:
+        pass  # reported as "give exactly one of"
+    elif spec.getter is not None and not proves:
+        c.at(path, f"{name}: a check without 'assert' proves nothing: add assertions")
+    elif spec.traceroute is not None and not proves:
+        c.at(path, f"{name}: a traceroute check needs 'assert' or 'avoid_site'")
+    for index, assertion in enumerate(spec.assert_):
+        try:
+            parse_path(assertion.path)
+        except PathError as exc:
+            c.at((*path, "assert", index, "path"), f"{name}: bad assertion path: {exc}")
 
 
 def _render_spec(c: Checker, spec: CheckSpec, path: JsonPath, hosts: list[str]) -> None:
@@ -406,17 +425,34 @@ def _check_file(
         c.at(path, f"{name}: {what}: {exc} (files must be in the runbook's directory tree)")
         return None
     if not target.is_file():
-        c.at(path, f"{name}: {what} '{relative}' not found (looked in {target.parent})")
+        looked = (c.base_dir / relative).parent
+        c.at(path, f"{name}: {what} '{relative}' not found (looked in {looked})")
         return None
     display = str(Path(c.display).parent / relative)
     try:
         text = read_text(target, display)
         if parse_yaml:
-            parse(text, display)
+            problem = _napalm_validation_problem(parse(text, display).data)
+            if problem:
+                c.at(path, f"{name}: {what} '{relative}' is not a NAPALM validation file: {problem}")
+                return None
     except YamlError as exc:
         c.diagnostics.extend(exc.diagnostics)
         return None
     return text
+
+
+def _napalm_validation_problem(data: Any) -> str | None:
+    """NAPALM's format: a list of one-key mappings ``- get_x: {...}`` (or ``_mode``)."""
+    if not isinstance(data, list) or not data:
+        return "expected a list of '- get_...: {...}' entries"
+    for index, entry in enumerate(data, start=1):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            return f"entry {index} must be a mapping with one getter name"
+        (key,) = entry
+        if not isinstance(key, str) or not (key.startswith("get_") or key == "_mode"):
+            return f"entry {index}: {str(key)[:40]!r} is not a getter name (get_...)"
+    return None
 
 
 # --- helpers --------------------------------------------------------------------------
