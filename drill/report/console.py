@@ -47,6 +47,7 @@ from drill.report.facts import (
     step_duration_s,
 )
 from drill.report.report import build_report
+from drill.names import printable, printable_lines
 from drill.secrets import mask_secrets
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class ConsoleObserver:
         head.append(self._mask(host), style="bold")
         if result.failed:
             head.append("  FAILED", style="bold red")
-            error = self._mask(result.error or step.message or "no error message")
+            error = self._mask_lines(result.error or step.message or "no error message")
             lines.append(head)
             # in full: a truncated device error is what costs an hour at 3 a.m.
             lines.extend(Text(f"             {row}", style="red") for row in error.splitlines())
@@ -311,13 +312,17 @@ class ConsoleObserver:
     # --- helpers ----------------------------------------------------------------------
 
     def _mask(self, text: str) -> str:
-        return mask_secrets(text, self._secrets)
+        # Everything from inputs or devices: secrets out, control characters escaped.
+        return printable(mask_secrets(text, self._secrets))
+
+    def _mask_lines(self, text: str) -> str:
+        return printable_lines(mask_secrets(text, self._secrets))
 
     def _diff_lines(self, diff: str, indent: str = "             ") -> list[Text]:
         styles = {"+": "green", "-": "red", "@": "cyan"}
         return [
             Text(f"{indent}{row}", style=styles.get(row[:1], ""))
-            for row in self._mask(diff).splitlines()
+            for row in self._mask_lines(diff).splitlines()
         ]
 
     def _print(self, *lines: Text) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from drill.errors import Diagnostic, InputError
 from drill.names import name_problem
+from drill.secrets import remember, secret_values
 from drill.runbook.envsubst import ATTRS as _ATTRS
 from drill.runbook.envsubst import (
     TRANSFORM_NAME,
@@ -191,6 +192,9 @@ def _load(path: Path) -> Inventory:
     reader.check_groups(hosts, groups)
     if reader.diagnostics:
         raise InputError(reader.diagnostics)
+    for element in [*hosts.values(), *groups.values()]:
+        remember(secret_values(substitute_env(element.raw)))
+    remember(secret_values(substitute_env(defaults)))
     ancestry = group_ancestry(groups)
     resolved = {
         name: _resolve(name, raw, groups, defaults, ancestry) for name, raw in hosts.items()

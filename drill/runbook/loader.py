@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from drill.errors import Diagnostic, InputError
 from drill.runbook import validate
 from drill.runbook.includes import OutsideTree, include_path
+from drill.secrets import remember, secret_values
 from drill.runbook.inventory import Inventory, load_inventory
 from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, Runbook, Step
 from drill.runbook.schema_errors import schema_diagnostics
@@ -187,6 +188,7 @@ def _load(
         found += schema_diagnostics(exc, data, parsed.positions, display, Runbook)
         raise InputError(sort_diagnostics(found)) from None
     vars_ = _merge_vars(model, var_overrides or {}, parsed, display, found)
+    remember(secret_values(vars_))
     inventory, inventory_path = _inventory(model, path, parsed, inventory_override, found)
     if inventory is None:
         raise InputError(sort_diagnostics(found))
