@@ -63,6 +63,13 @@ class Predicate(Strict):
                 raise ValueError(f"invalid regex {value!r}: {exc}") from None
         return value
 
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _tolerance_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("tolerance is a number or a percentage, not true/false")
+        return value
+
     @field_validator("tolerance")
     @classmethod
     def _tolerance_form(cls, value: str | float | None) -> str | float | None:
@@ -71,8 +78,6 @@ class Predicate(Strict):
                 raise ValueError(f"tolerance {value!r}: use a number (absolute) or e.g. '10%'")
             if float(value.strip()[:-1]) > 100:
                 raise ValueError(f"tolerance {value!r}: a relative tolerance is at most 100%")
-        if isinstance(value, bool):
-            raise ValueError("tolerance is a number or a percentage, not true/false")
         if isinstance(value, int | float):
             # .inf or .nan would make every `equals` hold: a check that proves nothing.
             if not math.isfinite(value):
@@ -215,12 +220,13 @@ class ConfigStep(StepBase):
     confirm: ConfirmSpec | None = None
     max_removed: str = Field(
         default="50%",
-        pattern=r"^[0-9]{1,3}%$",
+        pattern=r"^(100|[0-9]{1,2})%$",
         description="replace only: refuse a candidate that would remove more than this share "
         "of the running config's lines",
     )
     allow_wipe: bool = Field(
         default=False,
+        strict=True,
         description="replace only: opt out of the replace safety rules (an empty candidate, "
         "or one that removes more than max_removed, is then committed)",
     )
