@@ -115,7 +115,8 @@ def _read(fd: int, path: Path) -> tuple[str, int | None]:
         return _parse(raw.decode("utf-8"))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise LockFileError(f"lock file {path} cannot be read or parsed ({reason}): {_CHECK}")
+        message = f"lock file {path} cannot be read or parsed ({reason}): {_CHECK}"
+        raise LockFileError(message) from None
 
 
 def _open(path: Path, *, create: bool) -> int:
@@ -127,7 +128,8 @@ def _open(path: Path, *, create: bool) -> int:
     except InputError as exc:
         raise LockFileError(f"{exc}; {_CHECK}") from None
     except OSError as exc:
-        raise LockFileError(f"lock file {path} cannot be opened ({exc.strerror}): {_CHECK}")
+        message = f"lock file {path} cannot be opened ({exc.strerror}): {_CHECK}"
+        raise LockFileError(message) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise LockFileError(f"lock file {path} is not a regular file: {_CHECK}")

@@ -12,6 +12,7 @@ symlink never makes drill write somewhere else.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -85,10 +86,8 @@ def _unsafe_parent(path: Path) -> str | None:
 
 def private_subdir(path: Path) -> Path:
     """A directory drill creates inside the state directory: 0700, never a symlink."""
-    try:
+    with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
     info = path.lstat()
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise InputError(f"error: {path} is not a directory (a symlink?): remove it and retry")

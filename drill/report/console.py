@@ -38,6 +38,7 @@ from drill.engine.records import (
     StepRecord,
     StepStatus,
 )
+from drill.names import printable, printable_lines
 from drill.report.facts import (
     exit_code_for,
     measured_rto_s,
@@ -47,7 +48,6 @@ from drill.report.facts import (
     step_duration_s,
 )
 from drill.report.report import build_report
-from drill.names import printable, printable_lines
 from drill.secrets import mask_secrets
 
 log = logging.getLogger(__name__)

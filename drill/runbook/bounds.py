@@ -151,62 +151,68 @@ def _concat(values: list[Any]) -> str:
     return "".join(texts)
 
 
-def _growth_checks() -> dict[str, Callable[..., None]]:
-    """Pre-checks for the str methods and filters that can build big strings: each is
-    given the call's arguments (the object first) and raises before any memory is used."""
-
-    def padded(obj: Any, width: Any = 0, *args: Any, **kwargs: Any) -> None:
-        _check_width(width if width is not None else 0, "width")
-
-    def joined(sep: Any, items: Any = (), *args: Any, **kwargs: Any) -> None:
-        if isinstance(items, list | tuple):
-            size = sum(_size(i) for i in items) + _size(sep) * len(items)
-            _check_size(size, "a joined string")
-
-    def join_filter(items: Any, sep: Any = "", *args: Any, **kwargs: Any) -> None:
-        joined(sep, items)
-
-    def replaced(obj: Any, old: Any = "", new: Any = "", *args: Any, **kwargs: Any) -> None:
-        if isinstance(obj, str) and isinstance(old, str) and isinstance(new, str):
-            count = len(obj) + 1 if not old else len(obj) // len(old)
-            _check_size(len(obj) + count * len(new), "a replaced string")
-
-    def indented(obj: Any, width: Any = 4, *args: Any, **kwargs: Any) -> None:
-        if isinstance(width, int):
-            _check_width(width, "indent width")
-            _check_size(_size(obj) + width * (str(obj).count("\n") + 1), "an indented string")
-        elif isinstance(width, str):
-            _check_size(_size(obj) + len(width) * (str(obj).count("\n") + 1), "indented text")
-
-    def batched(obj: Any, count: Any = 1, *args: Any, **kwargs: Any) -> None:
-        _check_width(count, "batch/slice size")
-
-    def formatted(obj: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(obj, str):
-            check_percent_format(obj)
-
-    def expanded(obj: Any, tabsize: Any = 8, *args: Any, **kwargs: Any) -> None:
-        _check_width(tabsize, "tab size")
-        if isinstance(tabsize, int):
-            _check_size(_size(obj) * max(tabsize, 1), "an expanded string")
-
-    return {
-        "center": padded,
-        "ljust": padded,
-        "rjust": padded,
-        "zfill": padded,
-        "expandtabs": expanded,
-        "join": joined,
-        "join_filter": join_filter,
-        "replace": replaced,
-        "indent": indented,
-        "batch": batched,
-        "slice": batched,
-        "format_filter": formatted,
-    }
+# Pre-checks for the str methods and filters that can build big strings: each is given the
+# call's arguments (the object first) and raises before any memory is used.
 
 
-_CHECKS: Final = _growth_checks()
+def _padded(obj: Any, width: Any = 0, *args: Any, **kwargs: Any) -> None:
+    _check_width(width if width is not None else 0, "width")
+
+
+def _joined(sep: Any, items: Any = (), *args: Any, **kwargs: Any) -> None:
+    if isinstance(items, list | tuple):
+        size = sum(_size(i) for i in items) + _size(sep) * len(items)
+        _check_size(size, "a joined string")
+
+
+def _join_filter(items: Any, sep: Any = "", *args: Any, **kwargs: Any) -> None:
+    _joined(sep, items)
+
+
+def _replaced(obj: Any, old: Any = "", new: Any = "", *args: Any, **kwargs: Any) -> None:
+    if isinstance(obj, str) and isinstance(old, str) and isinstance(new, str):
+        count = len(obj) + 1 if not old else len(obj) // len(old)
+        _check_size(len(obj) + count * len(new), "a replaced string")
+
+
+def _indented(obj: Any, width: Any = 4, *args: Any, **kwargs: Any) -> None:
+    lines = str(obj).count("\n") + 1
+    if isinstance(width, int):
+        _check_width(width, "indent width")
+        _check_size(_size(obj) + width * lines, "an indented string")
+    elif isinstance(width, str):
+        _check_size(_size(obj) + len(width) * lines, "indented text")
+
+
+def _batched(obj: Any, count: Any = 1, *args: Any, **kwargs: Any) -> None:
+    _check_width(count, "batch/slice size")
+
+
+def _formatted(obj: Any, *args: Any, **kwargs: Any) -> None:
+    if isinstance(obj, str):
+        check_percent_format(obj)
+
+
+def _expanded(obj: Any, tabsize: Any = 8, *args: Any, **kwargs: Any) -> None:
+    _check_width(tabsize, "tab size")
+    if isinstance(tabsize, int):
+        _check_size(_size(obj) * max(tabsize, 1), "an expanded string")
+
+
+_CHECKS: Final[dict[str, Callable[..., None]]] = {
+    "center": _padded,
+    "ljust": _padded,
+    "rjust": _padded,
+    "zfill": _padded,
+    "expandtabs": _expanded,
+    "join": _joined,
+    "join_filter": _join_filter,
+    "replace": _replaced,
+    "indent": _indented,
+    "batch": _batched,
+    "slice": _batched,
+    "format_filter": _formatted,
+}
 _FILTER_CHECKS: Final = {
     "center": "center",
     "join": "join_filter",
@@ -233,7 +239,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
     from jinja2.utils import generate_lorem_ipsum
 
     _check_width(n, "lipsum paragraphs")
@@ -278,7 +284,7 @@ class _Bounded(ImmutableSandboxedEnvironment):
             check_percent_format(left)
         return super().call_binop(context, operator_name, left, right)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _charge(0)
         # The sandbox hands out str.format wrapped; the bound method is behind __wrapped__.
         target = getattr(__obj, "__wrapped__", __obj)

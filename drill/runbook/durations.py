@@ -55,7 +55,6 @@ class Duration(float):
             raise ValueError("a duration is a string such as 500ms, 30s, 5m or 1h")
         return cls.parse(value)
 
-
     @classmethod
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler

@@ -16,7 +16,6 @@ from typing import Any
 
 from drill.errors import Diagnostic, InputError
 from drill.names import name_problem
-from drill.secrets import remember, secret_values
 from drill.runbook.envsubst import ATTRS as _ATTRS
 from drill.runbook.envsubst import (
     TRANSFORM_NAME,
@@ -34,6 +33,7 @@ from drill.runbook.yamlpos import (
     parse,
     read_text,
 )
+from drill.secrets import remember, secret_values
 
 logger = logging.getLogger(__name__)
 

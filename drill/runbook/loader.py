@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from drill.errors import Diagnostic, InputError
 from drill.runbook import validate
 from drill.runbook.includes import OutsideTree, include_path
-from drill.secrets import remember, secret_values
 from drill.runbook.inventory import Inventory, load_inventory
 from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, Runbook, Step
 from drill.runbook.schema_errors import schema_diagnostics
@@ -32,6 +31,7 @@ from drill.runbook.yamlpos import (
     read_text,
     sort_diagnostics,
 )
+from drill.secrets import remember, secret_values
 
 logger = logging.getLogger(__name__)
 

@@ -117,7 +117,8 @@ def render(template_text: str, context: Mapping[str, Any], *, origin: Origin) ->
         raise InputError([_diagnostic(origin, template_text, line, found, message)]) from None
     except TemplateLimit as exc:
         message = f"template exceeds a limit: {exc}"
-        raise InputError([_diagnostic(origin, template_text, _template_line(exc), None, message)])
+        line = _template_line(exc)
+        raise InputError([_diagnostic(origin, template_text, line, None, message)]) from None
     except (RecursionError, MemoryError) as exc:
         message = f"template exceeds a limit: {_LIMIT_WORDS[type(exc)]}"
         raise InputError([_diagnostic(origin, template_text, 1, None, message)]) from None

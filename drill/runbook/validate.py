@@ -29,10 +29,10 @@ from drill.runbook.model import (
     ValidateStep,
     WaitUntilStep,
 )
+from drill.runbook.replace_safety import empty_problem
 from drill.runbook.schema_errors import describe
 from drill.runbook.templates import Origin, build_context, render
 from drill.runbook.walk import StepRef, iter_steps
-from drill.runbook.replace_safety import empty_problem
 from drill.runbook.yamlpos import (
     JsonPath,
     ParsedYaml,
@@ -434,7 +434,9 @@ def _check_file(
         if parse_yaml:
             problem = _napalm_validation_problem(parse(text, display).data)
             if problem:
-                c.at(path, f"{name}: {what} '{relative}' is not a NAPALM validation file: {problem}")
+                c.at(
+                    path, f"{name}: {what} '{relative}' is not a NAPALM validation file: {problem}"
+                )
                 return None
     except YamlError as exc:
         c.diagnostics.extend(exc.diagnostics)

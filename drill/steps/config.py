@@ -19,9 +19,9 @@ from drill.engine.context import StepContext
 from drill.engine.events import CommitDone, CommitStarted, PreConfigSaved
 from drill.engine.hosts import device, fresh_device, run_per_host
 from drill.engine.records import HostResult
+from drill.runbook import replace_safety
 from drill.runbook.model import ConfigStep, StepBase
 from drill.secrets import mask_secrets
-from drill.runbook import replace_safety
 from drill.steps import check
 from drill.steps.base import StepOutcome, host_view
 from drill.steps.render import render_for_host

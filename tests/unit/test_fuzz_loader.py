@@ -319,10 +319,14 @@ def templates(draw: st.DrawFn) -> str:
         if shape == 0:
             parts.append("{{ " + expr + " }}")
         elif shape == 1:
-            parts.append("{% for i in " + expr + " %}{% for j in " + expr + " %}x{% endfor %}{% endfor %}")
+            parts.append(
+                "{% for i in " + expr + " %}{% for j in " + expr + " %}x{% endfor %}{% endfor %}"
+            )
         elif shape == 2:
-            parts.append("{% set ns = namespace(v=" + expr + ") %}{% for i in range(70) %}"
-                         "{% set ns.v = ns.v ~ ns.v %}{% endfor %}{{ ns.v|length }}")
+            parts.append(
+                "{% set ns = namespace(v=" + expr + ") %}{% for i in range(70) %}"
+                "{% set ns.v = ns.v ~ ns.v %}{% endfor %}{{ ns.v|length }}"
+            )
         else:
             parts.append(draw(st.sampled_from(["{%", "{{", "}}", "{% endfor %}", "text\n"])))
     return "".join(parts)

@@ -26,23 +26,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import napalm  # noqa: F401
+import nornir  # noqa: F401
+import nornir_napalm.plugins.connections  # noqa: F401
 import pytest
 import yaml
+from nornir.plugins.runners import ThreadedRunner  # noqa: F401
 
 # Imported here, once: forked children share them instead of importing per case.
-import drill.cli.app  # noqa: E402,F401
-import drill.cli.recovery_commands  # noqa: E402,F401
-import drill.cli.run_commands  # noqa: E402,F401
-import drill.engine.resume  # noqa: E402,F401
-import drill.engine.runner  # noqa: E402,F401
-import drill.report.console  # noqa: E402,F401
-import drill.report.junit  # noqa: E402,F401
-import drill.report.report  # noqa: E402,F401
-import drill.runbook.loader  # noqa: E402,F401
-import napalm  # noqa: E402,F401
-import nornir  # noqa: E402,F401
-import nornir_napalm.plugins.connections  # noqa: E402,F401
-from nornir.plugins.runners import ThreadedRunner  # noqa: E402,F401
+import drill.cli.app
+import drill.cli.recovery_commands
+import drill.cli.run_commands
+import drill.engine.resume
+import drill.engine.runner
+import drill.report.console
+import drill.report.junit
+import drill.report.report
+import drill.runbook.loader  # noqa: F401
 
 CORPUS = Path(__file__).parent.parent / "data" / "hostile"
 SECRET = "Hostile-Secret-7q"
@@ -61,8 +61,7 @@ INVENTORY = {
     ),
     "groups.yaml": "edge:\n  data: {role: edge}\n",
     "defaults.yaml": (
-        "platform: frr\nusername: admin\npassword: ${env:HOSTILE_PW}\n"
-        "data: {site: dc1}\n"
+        "platform: frr\nusername: admin\npassword: ${env:HOSTILE_PW}\ndata: {site: dc1}\n"
     ),
 }
 
@@ -248,18 +247,7 @@ def problems(case: Case, outcome: Outcome) -> list[str]:
         found.append(f"hung (killed after {TIMEOUT_S:g}s)")
     elif outcome.code != case.expect:
         found.append(f"exit {outcome.code}, expected {case.expect}")
-    if "Traceback (most recent call last)" in outcome.output:
-        found.append("traceback")
-    if "MemoryError" in outcome.output:
-        found.append("memory limit hit")
-    if case.secret and case.secret in outcome.output:
-        found.append("secret in the output")
-    if "\x1b" in outcome.output:
-        found.append("raw ESC in the output")
-    if case.out_has is not None and case.out_has not in outcome.output:
-        found.append(f"output lacks {case.out_has!r}")
-    if case.out_lacks is not None and case.out_lacks in outcome.output:
-        found.append(f"output has {case.out_lacks!r}")
+    found += _output_problems(case, outcome.output)
     found += _files_problems(case, outcome.root)
     if case.json_out:
         try:
@@ -270,6 +258,18 @@ def problems(case: Case, outcome: Outcome) -> list[str]:
             if not isinstance(summary, dict) or not {"run_id", "outcome"} <= set(summary):
                 found.append("JSON summary lost its keys")
     return found
+
+
+def _output_problems(case: Case, output: str) -> list[str]:
+    checks = [
+        ("Traceback (most recent call last)" in output, "traceback"),
+        ("MemoryError" in output, "memory limit hit"),
+        (bool(case.secret) and case.secret in output, "secret in the output"),
+        ("\x1b" in output, "raw ESC in the output"),
+        (case.out_has is not None and case.out_has not in output, f"lacks {case.out_has!r}"),
+        (case.out_lacks is not None and case.out_lacks in output, f"has {case.out_lacks!r}"),
+    ]
+    return [problem for failed, problem in checks if failed]
 
 
 def _files_problems(case: Case, root: Path) -> list[str]:
