@@ -94,9 +94,9 @@ def _escape(match: re.Match[str]) -> str:
 def run_id_problem(run_id: str) -> str | None:
     """Why ``run_id`` cannot name a run directory, or None (never a path).
 
-        >>> run_id_problem("20261124T161500Z-dc1-to-dc2-ab12") is None
-        True
-        >>> run_id_problem("../../etc")[:30]
+    >>> run_id_problem("20261124T161500Z-dc1-to-dc2-ab12") is None
+    True
+    >>> run_id_problem("../../etc")[:30]
     "malformed run id '../../etc' ("
     """
     if RUN_ID.match(run_id) and ".." not in run_id:

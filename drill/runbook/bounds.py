@@ -41,6 +41,7 @@ MAX_WIDTH: Final = 10_000
 MAX_INT_BITS: Final = 100_000
 MAX_LIPSUM: Final = 100
 MAX_RANGE: Final = 100_000
+MAX_HEAVY_TEXT: Final = 100_000
 MAX_OUTPUT: Final = 16_000_000
 
 _PERCENT_SPEC: Final = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|[0-9]+)?(?:\.(\*|[0-9]+))?")
@@ -188,6 +189,12 @@ def _batched(obj: Any, count: Any = 1, *args: Any, **kwargs: Any) -> None:
     _check_width(count, "batch/slice size")
 
 
+def _heavy_text(obj: Any, *args: Any, **kwargs: Any) -> None:
+    """wordwrap and urlize do far more work than their input's size: keep it small."""
+    if _size(obj) > MAX_HEAVY_TEXT:
+        raise TemplateLimit(f"text for wordwrap/urlize longer than {MAX_HEAVY_TEXT:,}")
+
+
 def _formatted(obj: Any, *args: Any, **kwargs: Any) -> None:
     if isinstance(obj, str):
         check_percent_format(obj)
@@ -212,6 +219,7 @@ _CHECKS: Final[dict[str, Callable[..., None]]] = {
     "batch": _batched,
     "slice": _batched,
     "format_filter": _formatted,
+    "heavy_text": _heavy_text,
 }
 _FILTER_CHECKS: Final = {
     "center": "center",
@@ -221,18 +229,25 @@ _FILTER_CHECKS: Final = {
     "batch": "batch",
     "slice": "slice",
     "format": "format_filter",
+    "wordwrap": "heavy_text",
+    "urlize": "heavy_text",
 }
 
 
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    check = _CHECKS[_FILTER_CHECKS[name]]
+    """Every filter checks the time budget before and after it runs (a chain of filters on
+    a big string must not run past it); some also check their arguments first."""
+    check = _CHECKS.get(_FILTER_CHECKS.get(name, ""))
     pass_arg = getattr(func, "jinja_pass_arg", None)
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        # Filters that want the environment or context get it as the first argument.
-        check(*(args[1:] if pass_arg is not None else args), **kwargs)
         _charge(0)
-        return func(*args, **kwargs)
+        if check is not None:
+            # Filters that want the environment or context get it as the first argument.
+            check(*(args[1:] if pass_arg is not None else args), **kwargs)
+        result = func(*args, **kwargs)
+        _charge(0)
+        return result
 
     if pass_arg is not None:
         guarded.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
@@ -324,8 +339,8 @@ def _check_product(left: Any, right: Any) -> None:
 def bounded_environment(undefined: type[jinja2.Undefined]) -> jinja2.Environment:
     """The environment every drill template is rendered in."""
     env = _Bounded(undefined=undefined, keep_trailing_newline=True, autoescape=False)
-    for name in _FILTER_CHECKS:
-        env.filters[name] = _guard_filter(name, env.filters[name])
+    for name, func in list(env.filters.items()):
+        env.filters[name] = _guard_filter(name, func)
     env.filters["_drill_iter"] = _bounded_iter
     env.filters["_drill_concat"] = _concat
     env.globals["lipsum"] = _lipsum
