@@ -192,19 +192,88 @@ def mask_lines(text: str) -> str:
     return text
 
 
+# A secret shorter than this is masked only as a whole token: masking the password "e"
+# inside every word would corrupt text and JSON ("name" -> "nam<redacted>") and, by
+# showing where the letter is, tell the reader the password.
+SHORT_SECRET: Final = 8
+
+
+def _literal(value: str) -> str:
+    """The regex for one secret value: anywhere when long, on token boundaries when short
+    (a boundary is needed only where the value's own edge is a word character)."""
+    body = re.escape(value)
+    if len(value) >= SHORT_SECRET:
+        return body
+    before = r"(?<![A-Za-z0-9_])" if re.match(r"\w", value[0]) else ""
+    after = r"(?![A-Za-z0-9_])" if re.match(r"\w", value[-1]) else ""
+    return before + body + after
+
+
 def mask_literals(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each given secret value.
+    """Replace each given secret value: long ones everywhere, short ones as whole tokens.
 
     Longest first, so a secret that contains another is masked whole.
 
     >>> mask_literals("user admin pass Zebra-1 and Zebra-12", ["Zebra-1", "Zebra-12"])
     'user admin pass <redacted> and <redacted>'
+    >>> mask_literals('{"name": "e", "state": "e x"}', ["e"])
+    '{"name": "<redacted>", "state": "<redacted> x"}'
     """
     values = sorted({s for s in secrets if s}, key=len, reverse=True)
     if not values:
         return text
-    pattern = re.compile("|".join(re.escape(v) for v in values))
+    pattern = re.compile("|".join(_literal(v) for v in values))
     return pattern.sub(REDACTED, text)
+
+
+def mask_data(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """A copy of JSON-like data with every string VALUE masked (keys are structure and
+    stay as they are): the way to mask something that will be serialized.
+
+    >>> mask_data({"name": "r1", "error": "login e refused", "n": [1, "e"]}, ["e"])
+    {'name': 'r1', 'error': 'login <redacted> refused', 'n': [1, '<redacted>']}
+    """
+    known = tuple(secrets)
+    if isinstance(value, str):
+        return mask_secrets(value, known)
+    if isinstance(value, Mapping):
+        return {key: mask_data(item, known) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_data(item, known) for item in value]
+    return value
+
+
+# Secret values met while reading inputs (inventory passwords, secret-named data and vars),
+# so that an error message about those inputs can be masked at the one place it is printed.
+_KNOWN: set[str] = set()
+
+
+def remember(values: Iterable[Any]) -> None:
+    """Add secret values read from an input; non-strings and empty strings are ignored."""
+    _KNOWN.update(v for v in values if isinstance(v, str) and v)
+
+
+def known_secrets() -> tuple[str, ...]:
+    return tuple(_KNOWN)
+
+
+def secret_values(data: Any) -> list[str]:
+    """Every string under a secret-named key in nested data (inventory layers, vars).
+
+    >>> secret_values({"hostname": "r1", "password": "x", "data": {"bgp_secret": "y"}})
+    ['x', 'y']
+    """
+    found: list[str] = []
+    if isinstance(data, Mapping):
+        for key, item in data.items():
+            if isinstance(key, str) and is_secret_key(key) and isinstance(item, str):
+                found.append(item)
+            else:
+                found.extend(secret_values(item))
+    elif isinstance(data, list | tuple):
+        for item in data:
+            found.extend(secret_values(item))
+    return found
 
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:

@@ -10,6 +10,8 @@ import typer
 from drill import __version__
 from drill.cli import lab_commands, run_commands, runbook_commands
 from drill.errors import DrillError, ExitCode, InputError
+from drill.names import printable_lines
+from drill.secrets import known_secrets, mask_secrets
 
 app = typer.Typer(
     name="drill",
@@ -55,7 +57,9 @@ def main() -> None:
             message = "\n".join(str(d) for d in exc.diagnostics)
         elif not message.startswith("error:"):
             message = f"error: {message}"
-        print(message, file=sys.stderr)
+        # The one place errors are printed: secrets met in the inputs are masked, and
+        # control characters from file names or values cannot drive the terminal.
+        print(printable_lines(mask_secrets(message, known_secrets())), file=sys.stderr)
         sys.exit(int(exc.exit_code))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

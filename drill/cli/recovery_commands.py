@@ -151,10 +151,11 @@ def status(
     """State of a run from its journal (also of a run whose process died)."""
     from drill.engine.locks import holders
     from drill.engine.resume import find_run, run_dirs, run_info
-    from drill.engine.rundir import state_dir
+    from drill.engine.rundir import existing_run, state_dir
 
     base = state_dir()
     if run_id is not None:
+        existing_run(base, run_id)  # a malformed or unknown id is exit 2, never a path
         infos = [run_info(find_run(base, run_id))]
     else:
         infos = [run_info(p) for _, p in zip(range(limit), run_dirs(base), strict=False)]
@@ -195,10 +196,12 @@ def _recover(
     from drill.engine.context import RunOptions
     from drill.engine.owner import current, read_owner, write_owner
     from drill.engine.resume import RecoveryEngine, Trace, check_recoverable, find_run, run_info
-    from drill.engine.rundir import RunDir, state_dir
+    from drill.engine.rundir import RunDir, check_outputs, existing_run, state_dir
     from drill.engine.runner import inventory_secrets
     from drill.report.console import ConsoleObserver
 
+    existing_run(state_dir(), run_id)  # a malformed or unknown id is exit 2, never a path
+    check_outputs(report_dir, junit)
     path = find_run(state_dir(), run_id)
     info = run_info(path)
     check_recoverable(info, action)

@@ -115,9 +115,11 @@ def run(
 ) -> None:
     """Run a drill: prechecks, steps, postchecks; on failure roll back and prove it."""
     from drill.engine.owner import current, write_owner
+    from drill.engine.rundir import check_outputs
     from drill.engine.runner import Engine, inventory_secrets
     from drill.report.console import ConsoleObserver
 
+    check_outputs(report_dir, junit)  # before any device: a run must never end unreported
     loaded = _load(runbook, inventory, var)
     nr = _nornir(loaded, workers)
     policy = recovery.apply_host_key_policy(nr, insecure_host_keys)

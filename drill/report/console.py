@@ -38,6 +38,7 @@ from drill.engine.records import (
     StepRecord,
     StepStatus,
 )
+from drill.names import printable, printable_lines
 from drill.report.facts import (
     exit_code_for,
     measured_rto_s,
@@ -143,7 +144,7 @@ class ConsoleObserver:
         head.append(self._mask(host), style="bold")
         if result.failed:
             head.append("  FAILED", style="bold red")
-            error = self._mask(result.error or step.message or "no error message")
+            error = self._mask_lines(result.error or step.message or "no error message")
             lines.append(head)
             # in full: a truncated device error is what costs an hour at 3 a.m.
             lines.extend(Text(f"             {row}", style="red") for row in error.splitlines())
@@ -318,13 +319,17 @@ class ConsoleObserver:
     # --- helpers ----------------------------------------------------------------------
 
     def _mask(self, text: str) -> str:
-        return mask_secrets(text, self._secrets)
+        # Everything from inputs or devices: secrets out, control characters escaped.
+        return printable(mask_secrets(text, self._secrets))
+
+    def _mask_lines(self, text: str) -> str:
+        return printable_lines(mask_secrets(text, self._secrets))
 
     def _diff_lines(self, diff: str, indent: str = "             ") -> list[Text]:
         styles = {"+": "green", "-": "red", "@": "cyan"}
         return [
             Text(f"{indent}{row}", style=styles.get(row[:1], ""))
-            for row in self._mask(diff).splitlines()
+            for row in self._mask_lines(diff).splitlines()
         ]
 
     def _print_table(self, table: Table) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from drill.errors import Diagnostic, InputError
+from drill.names import name_problem
 from drill.runbook.envsubst import ATTRS as _ATTRS
 from drill.runbook.envsubst import (
     TRANSFORM_NAME,
@@ -32,11 +33,16 @@ from drill.runbook.yamlpos import (
     parse,
     read_text,
 )
+from drill.secrets import remember, secret_values
 
 logger = logging.getLogger(__name__)
 
 _ELEMENT_KEYS = frozenset({*_ATTRS, "groups", "data", "connection_options"})
 _CONNECTION_KEYS = frozenset({*_ATTRS, "extras"})
+# A host with more groups than this (nested ones included) is a mistake or an attack: the
+# work to resolve an inventory stays within hosts x this.
+MAX_GROUPS_PER_HOST = 256
+_HOST_KEY_POLICIES = frozenset({"strict", "accept-new", "ignore"})
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,13 @@ def _load(path: Path) -> Inventory:
     reader.check_groups(hosts, groups)
     if reader.diagnostics:
         raise InputError(reader.diagnostics)
-    resolved = {name: _resolve(name, raw, groups, defaults) for name, raw in hosts.items()}
+    for element in [*hosts.values(), *groups.values()]:
+        remember(secret_values(substitute_env(element.raw)))
+    remember(secret_values(substitute_env(defaults)))
+    ancestry = group_ancestry(groups)
+    resolved = {
+        name: _resolve(name, raw, groups, defaults, ancestry) for name, raw in hosts.items()
+    }
     return Inventory(path, resolved, frozenset(groups))
 
 
@@ -217,6 +229,10 @@ class _Reader:
         found: dict[str, _Element] = {}
         for name, raw in parsed.data.items():
             key = (name,)
+            problem = name_problem(str(name), f"{what} name")
+            if problem is not None:
+                self.diagnostics.append(_key_at(display, parsed, key, problem))
+                continue
             if raw is None:
                 raw = {}
             if not isinstance(raw, dict):
@@ -284,9 +300,23 @@ class _Reader:
                     message = f"unknown group {group!r} (groups: {known})"
                     path = (*element.path, "groups", index)
                     self.diagnostics.append(_at(element.display, element.parsed, path, message))
-        for name, element in groups.items():
+        stuck = _not_acyclic(groups)
+        for name in [g for g in groups if g in stuck][:20]:
             if _in_cycle(name, groups):
+                element = groups[name]
                 message = f"group {name!r} is its own ancestor (cycle in 'groups')"
+                path = (*element.path, "groups")
+                self.diagnostics.append(_at(element.display, element.parsed, path, message))
+        if stuck:
+            return
+        ancestry = group_ancestry(groups)
+        for element in [*hosts.values(), *groups.values()]:
+            count = len(_extended_groups(_group_names(element.raw), groups, ancestry))
+            if count > MAX_GROUPS_PER_HOST:
+                message = (
+                    f"{count} groups with nested ones (the limit is {MAX_GROUPS_PER_HOST}): "
+                    "flatten the group graph"
+                )
                 path = (*element.path, "groups")
                 self.diagnostics.append(_at(element.display, element.parsed, path, message))
 
@@ -316,6 +346,42 @@ def _type_problem(key: str, value: Any) -> str | None:
         for conn in value.values():
             if not isinstance(conn, dict) or set(conn) - _CONNECTION_KEYS:
                 return f"each connection option must be a mapping of {sorted(_CONNECTION_KEYS)}"
+            problem = _connection_problem(conn)
+            if problem:
+                return problem
+    return None
+
+
+def _connection_problem(conn: dict[str, Any]) -> str | None:
+    """NAPALM connection options: what the driver would choke on at connect time."""
+    port = conn.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+        return "connection option 'port' must be an integer"
+    if isinstance(port, int) and not 0 < port < 65536:
+        return "connection option 'port' must be between 1 and 65535"
+    extras = conn.get("extras")
+    if extras is None:
+        return None
+    if not isinstance(extras, dict):
+        return "'extras' must be a mapping"
+    optional = extras.get("optional_args")
+    if optional is None:
+        return None
+    if not isinstance(optional, dict):
+        return "'optional_args' must be a mapping"
+    port = optional.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
+        return "optional_args 'port' must be an integer"
+    if isinstance(port, int) and not 0 < port < 65536:
+        return "optional_args 'port' must be between 1 and 65535"
+    for name in ("timeout", "command_timeout"):
+        value = optional.get(name)
+        bad_type = isinstance(value, bool) or not isinstance(value, int | float)
+        if value is not None and (bad_type or not 0 < value <= 3600):
+            return f"optional_args '{name}' must be a number of seconds (0 < {name} <= 3600)"
+    policy = optional.get("host_key_policy")
+    if policy is not None and policy not in _HOST_KEY_POLICIES:
+        return f"optional_args 'host_key_policy' must be one of {sorted(_HOST_KEY_POLICIES)}"
     return None
 
 
@@ -344,23 +410,75 @@ def _group_names(raw: dict[str, Any]) -> list[str]:
     return [g for g in members if isinstance(g, str)] if isinstance(members, list) else []
 
 
-def _extended_groups(names: list[str], groups: dict[str, _Element]) -> list[str]:
-    """nornir's Host.extended_groups(): depth first, in declaration order, no repeats."""
-    result: list[str] = []
+def _not_acyclic(groups: dict[str, _Element]) -> set[str]:
+    """Groups left over by a topological sort (on or below a cycle); O(groups + edges)."""
+    children: dict[str, list[str]] = {name: [] for name in groups}
+    pending = {name: 0 for name in groups}
+    for name in groups:
+        for parent in _parents(name, groups):
+            children[parent].append(name)
+            pending[name] += 1
+    ready = [name for name, count in pending.items() if count == 0]
+    while ready:
+        current = ready.pop()
+        for child in children[current]:
+            pending[child] -= 1
+            if pending[child] == 0:
+                ready.append(child)
+    return {name for name, count in pending.items() if count > 0}
+
+
+def group_ancestry(groups: dict[str, _Element]) -> dict[str, tuple[str, ...]]:
+    """Each group's nested groups in nornir's order, computed once per group (a diamond
+    or a deep chain costs groups x ancestors, not an exponential walk). Needs no cycle."""
+    memo: dict[str, tuple[str, ...]] = {}
+    for start in groups:
+        stack = [start]
+        while stack:
+            name = stack[-1]
+            parents = _parents(name, groups)
+            todo = [p for p in parents if p not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if name in memo:
+                continue
+            memo[name] = tuple(_merge_order(parents, memo))
+    return memo
+
+
+def _merge_order(names: list[str], memo: dict[str, tuple[str, ...]]) -> list[str]:
+    """nornir's extended_groups(): depth first, in declaration order, no repeats."""
+    seen: dict[str, None] = {}
     for name in names:
-        if name not in result:
-            result.append(name)
-        for parent in _extended_groups(_parents(name, groups), groups):
-            if parent not in result:
-                result.append(parent)
-    return result
+        seen.setdefault(name, None)
+        for parent in memo.get(name, ()):
+            seen.setdefault(parent, None)
+        if len(seen) > MAX_GROUPS_PER_HOST:
+            break
+    return list(seen)
+
+
+def _extended_groups(
+    names: list[str],
+    groups: dict[str, _Element],
+    ancestry: dict[str, tuple[str, ...]] | None = None,
+) -> list[str]:
+    memo = ancestry if ancestry is not None else group_ancestry(groups)
+    return _merge_order([n for n in names if n in groups], memo)
 
 
 def _resolve(
-    name: str, host: _Element, groups: dict[str, _Element], defaults: dict[str, Any]
+    name: str,
+    host: _Element,
+    groups: dict[str, _Element],
+    defaults: dict[str, Any],
+    ancestry: dict[str, tuple[str, ...]],
 ) -> InventoryHost:
     own_groups = [g for g in _group_names(host.raw) if g in groups]
-    chain = [host.raw, *(groups[g].raw for g in _extended_groups(own_groups, groups)), defaults]
+    extended = _extended_groups(own_groups, groups, ancestry)
+    chain = [host.raw, *(groups[g].raw for g in extended), defaults]
 
     def attr(key: str) -> Any:
         for layer in chain:
@@ -378,7 +496,7 @@ def _resolve(
         platform=attr("platform"),
         port=attr("port"),
         username=attr("username"),
-        groups=tuple(_extended_groups(own_groups, groups)),
+        groups=tuple(extended),
         data=data,
     )
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from drill.errors import Diagnostic, InputError
 from drill.runbook import validate
+from drill.runbook.includes import OutsideTree, include_path
 from drill.runbook.inventory import Inventory, load_inventory
 from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, Runbook, Step
 from drill.runbook.schema_errors import schema_diagnostics
@@ -30,6 +31,7 @@ from drill.runbook.yamlpos import (
     read_text,
     sort_diagnostics,
 )
+from drill.secrets import remember, secret_values
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,10 @@ class LoadedRunbook:
         """A config step's template text and where it lives (for located errors)."""
         if step.template is not None:
             file = self.path.parent / step.template
+            try:
+                include_path(self.path.parent, step.template)
+            except OutsideTree as exc:
+                raise InputError(f"error: {file}: {exc}") from None
             return read_text(file, str(file)), Origin(str(file), 1, 1)
         ref = self.ref_for(step)
         line, col = block_scalar_origin(self.parsed, (*ref.path, "config"))
@@ -182,6 +188,7 @@ def _load(
         found += schema_diagnostics(exc, data, parsed.positions, display, Runbook)
         raise InputError(sort_diagnostics(found)) from None
     vars_ = _merge_vars(model, var_overrides or {}, parsed, display, found)
+    remember(secret_values(vars_))
     inventory, inventory_path = _inventory(model, path, parsed, inventory_override, found)
     if inventory is None:
         raise InputError(sort_diagnostics(found))

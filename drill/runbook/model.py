@@ -3,12 +3,25 @@ the planner and the engine share. Field names here are the YAML keys users write
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from drill.runbook.durations import Duration
+from drill.names import MAX_NAME, name_problem
+from drill.runbook.durations import Duration, positive
+
+# Counts are strict integers: YAML `true` or `"3"` is a mistake, not 1 or 3.
+StrictCount = Annotated[int, Field(strict=True)]
+Bound = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _valid_name(value: str, what: str) -> str:
+    problem = name_problem(value, what)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class Strict(BaseModel):
@@ -33,11 +46,11 @@ class Predicate(Strict):
     in_: list[Any] | None = Field(default=None, alias="in")
     not_in: list[Any] | None = None
     regex: str | None = None
-    lt: float | None = None
-    le: float | None = None
-    gt: float | None = None
-    ge: float | None = None
-    range: tuple[float, float] | None = Field(default=None, description="inclusive [low, high]")
+    lt: Bound | None = None
+    le: Bound | None = None
+    gt: Bound | None = None
+    ge: Bound | None = None
+    range: tuple[Bound, Bound] | None = Field(default=None, description="inclusive [low, high]")
     exists: bool | None = None
 
     @field_validator("regex")
@@ -50,13 +63,27 @@ class Predicate(Strict):
                 raise ValueError(f"invalid regex {value!r}: {exc}") from None
         return value
 
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _tolerance_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("tolerance is a number or a percentage, not true/false")
+        return value
+
     @field_validator("tolerance")
     @classmethod
     def _tolerance_form(cls, value: str | float | None) -> str | float | None:
-        if isinstance(value, str) and not re.fullmatch(r"\d+(\.\d+)?%", value.strip()):
-            raise ValueError(f"tolerance {value!r}: use a number (absolute) or e.g. '10%'")
-        if isinstance(value, int | float) and value < 0:
-            raise ValueError("tolerance must not be negative")
+        if isinstance(value, str):
+            if not re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,6})?%", value.strip(), re.ASCII):
+                raise ValueError(f"tolerance {value!r}: use a number (absolute) or e.g. '10%'")
+            if float(value.strip()[:-1]) > 100:
+                raise ValueError(f"tolerance {value!r}: a relative tolerance is at most 100%")
+        if isinstance(value, int | float):
+            # .inf or .nan would make every `equals` hold: a check that proves nothing.
+            if not math.isfinite(value):
+                raise ValueError("tolerance must be a finite number")
+            if value < 0:
+                raise ValueError("tolerance must not be negative")
         return value
 
     @field_validator("range")
@@ -145,13 +172,13 @@ class CheckSpec(Strict):
 
 
 class StepBase(Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     description: str = ""
     on: list[str] = Field(
         default_factory=list, description="targets or host names; empty for local steps"
     )
     timeout: Duration | None = None
-    retries: int = Field(default=0, ge=0, le=100)
+    retries: StrictCount = Field(default=0, ge=0, le=100)
     on_failure: OnFailure = "rollback"
     when_mode: list[Literal["planned", "unplanned", "rehearsal"]] | None = Field(
         default=None, description="run only in these modes"
@@ -162,9 +189,24 @@ class StepBase(Strict):
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _valid_name(value, "step name")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: Duration | None) -> Duration | None:
+        return positive(value)
+
 
 class ConfirmSpec(Strict):
     timeout: Duration
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: Duration) -> Duration | None:
+        return positive(value)
 
 
 class ConfigStep(StepBase):
@@ -173,9 +215,21 @@ class ConfigStep(StepBase):
     config: str | None = Field(default=None, description="inline config (Jinja2 template)")
     template: str | None = Field(default=None, description="template file, relative to runbook")
     rollback: Literal["auto", "none"] | list[Step] = "auto"
-    batch: int | None = Field(default=None, ge=1)
+    batch: StrictCount | None = Field(default=None, ge=1)
     check: CheckSpec | None = None
     confirm: ConfirmSpec | None = None
+    max_removed: str = Field(
+        default="50%",
+        pattern=r"^(100|[0-9]{1,2})%$",
+        description="replace only: refuse a candidate that would remove more than this share "
+        "of the running config's lines",
+    )
+    allow_wipe: bool = Field(
+        default=False,
+        strict=True,
+        description="replace only: opt out of the replace safety rules (an empty candidate, "
+        "or one that removes more than max_removed, is then committed)",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ConfigStep:
@@ -192,6 +246,11 @@ class WaitUntilStep(StepBase, CheckSpec):
     kind: Literal["wait_until"]
     interval: Duration = Field(default_factory=lambda: Duration.parse("1s"))
     timeout: Duration = Field(default_factory=lambda: Duration.parse("60s"))
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: Duration) -> Duration | None:
+        return positive(value)
 
 
 class ValidateStep(StepBase):
@@ -228,27 +287,41 @@ STEP_KINDS = ("config", "check", "wait_until", "validate", "pause", "approval", 
 # --- probes ---------------------------------------------------------------------------
 
 
-class PacketProbe(Strict):
-    name: str
+class _Named(Strict):
+    name: str = Field(max_length=MAX_NAME)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _valid_name(value, "probe name")
+
+
+class PacketProbe(_Named):
     kind: Literal["packet"]
     target: str = Field(description="destination address")
     protocol: Literal["icmp", "udp"] = "icmp"
-    port: int | None = None
-    rate: int = Field(default=1000, ge=1, le=20000, description="packets per second")
+    port: StrictCount | None = Field(default=None, ge=1, le=65535)
+    rate: StrictCount = Field(default=1000, ge=1, le=20000, description="packets per second")
     from_: Vantage = Field(default="local", alias="from")
-    max_loss: int | None = Field(default=None, ge=0, description="packets; exceeding it fails")
+    max_loss: StrictCount | None = Field(
+        default=None, ge=0, description="packets; exceeding it fails"
+    )
     max_gap: Duration | None = None
 
 
-class ServiceProbe(Strict):
-    name: str
+class ServiceProbe(_Named):
     kind: Literal["service"]
     url: str
-    rate: int = Field(default=20, ge=1, le=1000, description="requests per second")
+    rate: StrictCount = Field(default=20, ge=1, le=1000, description="requests per second")
     timeout: Duration = Field(default_factory=lambda: Duration.parse("1s"))
     from_: Vantage = Field(default="local", alias="from")
-    max_loss: int | None = Field(default=None, ge=0, description="failed requests")
+    max_loss: StrictCount | None = Field(default=None, ge=0, description="failed requests")
     max_gap: Duration | None = None
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: Duration) -> Duration | None:
+        return positive(value)
 
 
 Probe = Annotated[PacketProbe | ServiceProbe, Field(discriminator="kind")]
@@ -266,7 +339,7 @@ class TargetSelector(Strict):
 
 class Runbook(Strict):
     api_version: Literal["drill/v1"] = Field(alias="apiVersion")
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
     owner: str = ""
     rto: Duration | None = None

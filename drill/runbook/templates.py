@@ -4,23 +4,19 @@ undefined variable is an error located in the runbook or template file, never ''
 from __future__ import annotations
 
 import logging
-import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
 from drill.errors import Diagnostic, InputError
+from drill.runbook.bounds import Budget, TemplateLimit, bounded_environment, rendering
 
 logger = logging.getLogger(__name__)
 
-# A template may not build strings or numbers bigger than this (no memory bombs).
-_MAX_REPEAT = 1_000_000
-_MAX_EXPONENT = 1_000
 _QUOTED = re.compile(r"'([^']+)'")
 
 
@@ -68,22 +64,7 @@ class _Undefined(jinja2.StrictUndefined):
         return f"'{name}' is undefined on a {type(obj).__name__} value"
 
 
-class _Environment(SandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
-        if operator_name == "**":
-            if isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
-                raise jinja2.exceptions.SecurityError("exponent too large")
-            return operator.pow(left, right)
-        for seq, count in ((left, right), (right, left)):
-            sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
-            if sized and len(seq) * count > _MAX_REPEAT:
-                raise jinja2.exceptions.SecurityError("repetition too large")
-        return super().call_binop(context, operator_name, left, right)
-
-
-_ENV = _Environment(undefined=_Undefined, keep_trailing_newline=True, autoescape=False)
+_ENV = bounded_environment(_Undefined)
 
 
 def build_context(
@@ -109,26 +90,48 @@ def build_context(
 
 
 def render(template_text: str, context: Mapping[str, Any], *, origin: Origin) -> str:
-    """Render template_text; any failure raises InputError located in origin's file."""
+    """Render template_text; any failure raises InputError located in origin's file.
+
+    Rendering is bounded (drill.runbook.bounds): loop iterations, string sizes, number
+    sizes, nesting and time; a template that exceeds a bound is invalid input."""
     try:
         template = _ENV.from_string(template_text)
     except jinja2.TemplateSyntaxError as exc:
         line = exc.lineno or 1
-        raise InputError(
-            [_diagnostic(origin, template_text, line, None, f"template syntax: {exc.message}")]
-        ) from None
+        message = f"template syntax: {exc.message}"
+        raise InputError([_diagnostic(origin, template_text, line, None, message)]) from None
+    except (RecursionError, SyntaxError, MemoryError, TemplateLimit):
+        # Python's own compiler refuses > 20 nested blocks; deep expressions overflow the
+        # parser's recursion.
+        message = "template is nested too deeply (simplify its expressions and blocks)"
+        raise InputError([_diagnostic(origin, template_text, 1, None, message)]) from None
+    budget = Budget()
     try:
-        return template.render(dict(context))
+        with rendering(budget):
+            return budget.collect(template.generate(dict(context)))
     except jinja2.UndefinedError as exc:
         line = _template_line(exc)
         message = str(exc)
         name = _QUOTED.search(message)
         found = name.group(1) if name else None
         raise InputError([_diagnostic(origin, template_text, line, found, message)]) from None
+    except TemplateLimit as exc:
+        message = f"template exceeds a limit: {exc}"
+        line = _template_line(exc)
+        raise InputError([_diagnostic(origin, template_text, line, None, message)]) from None
+    except (RecursionError, MemoryError) as exc:
+        message = f"template exceeds a limit: {_LIMIT_WORDS[type(exc)]}"
+        raise InputError([_diagnostic(origin, template_text, 1, None, message)]) from None
     except Exception as exc:  # user expressions can raise anything (TypeError, ZeroDivision...)
         line = _template_line(exc)
         message = f"template error: {type(exc).__name__}: {exc}"
         raise InputError([_diagnostic(origin, template_text, line, None, message)]) from None
+
+
+_LIMIT_WORDS: dict[type[BaseException], str] = {
+    RecursionError: "recursion too deep",
+    MemoryError: "out of memory",
+}
 
 
 def _template_line(exc: BaseException) -> int:

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drill.checks.assertions import PathError, parse_path
 from drill.errors import Diagnostic, InputError
 from drill.runbook import platforms
+from drill.runbook.includes import OutsideTree, include_path
 from drill.runbook.inventory import Inventory
 from drill.runbook.model import (
     ApprovalStep,
@@ -27,6 +29,7 @@ from drill.runbook.model import (
     ValidateStep,
     WaitUntilStep,
 )
+from drill.runbook.replace_safety import empty_problem
 from drill.runbook.schema_errors import describe
 from drill.runbook.templates import Origin, build_context, render
 from drill.runbook.walk import StepRef, iter_steps
@@ -247,16 +250,23 @@ def _check_config(c: Checker, ref: StepRef, step: ConfigStep, hosts: list[str]) 
         _check_platforms(c, ref, hosts, feature="commit_confirm", path_key="confirm")
     if step.mode == "replace":
         _check_platforms(c, ref, hosts, feature="replace", path_key="mode")
+    rendered: dict[str | None, str] = {}
     if step.config is not None:
         path = (*ref.path, "config")
         line, col = block_scalar_origin(c.parsed, path)
-        _render_for_hosts(c, step.config, Origin(c.display, line, col), hosts)
+        rendered = _render_for_hosts(c, step.config, Origin(c.display, line, col), hosts)
     elif step.template is not None:
         path = (*ref.path, "template")
         text = _check_file(c, path, step.template, name, "template file")
         if text is not None:
             display = str(Path(c.display).parent / step.template)
-            _render_for_hosts(c, text, Origin(display, 1, 1), hosts)
+            rendered = _render_for_hosts(c, text, Origin(display, 1, 1), hosts)
+    if step.mode == "replace" and not step.allow_wipe:
+        empty = sorted(str(h) for h, text in rendered.items() if empty_problem(text))
+        if empty:
+            source = "config" if step.config is not None else "template"
+            problem = empty_problem("") or ""
+            c.at((*ref.path, source), f"{name} (for {', '.join(empty)}): {problem}")
 
 
 def _check_spec(
@@ -283,6 +293,7 @@ def _check_spec(
     if spec.from_ is not None and spec.getter is not None:
         c.at((*path, "from"), f"{name}: 'from' applies to http and traceroute checks, not getters")
     _check_vantage(c, (*path, "from"), spec.from_)
+    _check_assertions(c, spec, path, name)
     if spec.getter is not None and spec.getter != "cli":
         if spec.getter not in platforms.known_getters():
             hint = _suggest(spec.getter, platforms.known_getters())
@@ -292,6 +303,23 @@ def _check_spec(
     elif spec.getter == "cli":
         _check_platforms(c, ref, hosts, feature="cli", base=path, path_key="getter")
     _render_spec(c, spec, path, hosts if spec.getter is not None else [])
+
+
+def _check_assertions(c: Checker, spec: CheckSpec, path: JsonPath, name: str) -> None:
+    """A check must assert something, and its paths must parse, before any change."""
+    proves = bool(spec.assert_) or (spec.traceroute is not None and spec.avoid_site is not None)
+    sources = [v for v in (spec.getter, spec.http, spec.traceroute) if v is not None]
+    if len(sources) != 1:
+        pass  # reported as "give exactly one of"
+    elif spec.getter is not None and not proves:
+        c.at(path, f"{name}: a check without 'assert' proves nothing: add assertions")
+    elif spec.traceroute is not None and not proves:
+        c.at(path, f"{name}: a traceroute check needs 'assert' or 'avoid_site'")
+    for index, assertion in enumerate(spec.assert_):
+        try:
+            parse_path(assertion.path)
+        except PathError as exc:
+            c.at((*path, "assert", index, "path"), f"{name}: bad assertion path: {exc}")
 
 
 def _render_spec(c: Checker, spec: CheckSpec, path: JsonPath, hosts: list[str]) -> None:
@@ -316,7 +344,10 @@ def _render_command(c: Checker, ref: StepRef, step: CommandStep) -> None:
         _render_for_hosts(c, text, Origin(c.display, line, col), [])
 
 
-def _render_for_hosts(c: Checker, text: str, origin: Origin, hosts: list[str]) -> None:
+def _render_for_hosts(
+    c: Checker, text: str, origin: Origin, hosts: list[str]
+) -> dict[str | None, str]:
+    """Render text for each host (or once without one); returns what rendered."""
     runbook = {
         "name": c.model.name,
         "description": c.model.description,
@@ -324,11 +355,12 @@ def _render_for_hosts(c: Checker, text: str, origin: Origin, hosts: list[str]) -
         "mode": c.model.mode,
     }
     targets: list[str | None] = list(hosts) if hosts else [None]
+    rendered: dict[str | None, str] = {}
     for host in targets:
         view = c.inventory.hosts[host].template_view() if host else None
         context = build_context(vars_=c.vars, host=view, mode=c.model.mode, runbook=runbook)
         try:
-            render(text, context, origin=origin)
+            rendered[host] = render(text, context, origin=origin)
         except InputError as exc:
             for d in exc.diagnostics:
                 key = (d.file, d.line, d.col, d.message)
@@ -338,6 +370,7 @@ def _render_for_hosts(c: Checker, text: str, origin: Origin, hosts: list[str]) -
                 per_host = host and not d.message.startswith("template syntax")
                 suffix = f" (rendering for host '{host}')" if per_host else ""
                 c.diagnostics.append(Diagnostic(d.file, d.line, d.col, d.message + suffix))
+    return rendered
 
 
 def _check_platforms(
@@ -386,19 +419,42 @@ def _check_file(
     c: Checker, path: JsonPath, relative: str, name: str, what: str, *, parse_yaml: bool = False
 ) -> str | None:
     """The text of a file named relative to the runbook, or None (and a diagnostic)."""
-    target = c.base_dir / relative
+    try:
+        target = include_path(c.base_dir, relative)
+    except OutsideTree as exc:
+        c.at(path, f"{name}: {what}: {exc} (files must be in the runbook's directory tree)")
+        return None
     if not target.is_file():
-        c.at(path, f"{name}: {what} '{relative}' not found (looked in {target.parent})")
+        looked = (c.base_dir / relative).parent
+        c.at(path, f"{name}: {what} '{relative}' not found (looked in {looked})")
         return None
     display = str(Path(c.display).parent / relative)
     try:
         text = read_text(target, display)
         if parse_yaml:
-            parse(text, display)
+            problem = _napalm_validation_problem(parse(text, display).data)
+            if problem:
+                c.at(
+                    path, f"{name}: {what} '{relative}' is not a NAPALM validation file: {problem}"
+                )
+                return None
     except YamlError as exc:
         c.diagnostics.extend(exc.diagnostics)
         return None
     return text
+
+
+def _napalm_validation_problem(data: Any) -> str | None:
+    """NAPALM's format: a list of one-key mappings ``- get_x: {...}`` (or ``_mode``)."""
+    if not isinstance(data, list) or not data:
+        return "expected a list of '- get_...: {...}' entries"
+    for index, entry in enumerate(data, start=1):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            return f"entry {index} must be a mapping with one getter name"
+        (key,) = entry
+        if not isinstance(key, str) or not (key.startswith("get_") or key == "_mode"):
+            return f"entry {index}: {str(key)[:40]!r} is not a getter name (get_...)"
+    return None
 
 
 # --- helpers --------------------------------------------------------------------------

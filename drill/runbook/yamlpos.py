@@ -10,7 +10,9 @@ nesting depth and size, and turns every problem into a located Diagnostic.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,16 +94,33 @@ class YamlError(Exception):
 
 
 def read_text(path: Path, display: str) -> str:
-    """Read a file as UTF-8 text within the size limit; every failure is a Diagnostic."""
+    """Read a regular file as UTF-8 text within the size limit; every failure is a
+    Diagnostic. A FIFO, a device, a directory or a terminal is refused at once: opening
+    one without O_NONBLOCK could wait forever, reading one could never end."""
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise YamlError([_too_big(display, size)])
-        # Read one byte past the limit: device files and pipes report no size.
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise YamlError([Diagnostic(display, 1, 1, f"cannot read file: {exc.strerror}")]) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            message = "not a regular file (a FIFO, a device, a directory or stdin): give a file"
+            raise YamlError([Diagnostic(display, 1, 1, message)])
+        if info.st_size > MAX_BYTES:
+            raise YamlError([_too_big(display, info.st_size)])
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_BYTES:  # one byte past the limit: a file may grow while read
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        raw = b"".join(chunks)
+    except OSError as exc:
+        raise YamlError([Diagnostic(display, 1, 1, f"cannot read file: {exc.strerror}")]) from None
+    finally:
+        os.close(fd)
     return decode(raw, display)
 
 

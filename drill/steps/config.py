@@ -19,6 +19,7 @@ from drill.engine.context import StepContext
 from drill.engine.events import CommitDone, CommitStarted, PreConfigSaved
 from drill.engine.hosts import device, fresh_device, run_per_host
 from drill.engine.records import HostResult
+from drill.runbook import replace_safety
 from drill.runbook.model import ConfigStep, StepBase
 from drill.secrets import mask_secrets
 from drill.steps import check
@@ -78,12 +79,18 @@ def apply(task: Task, step: ConfigStep, ctx: StepContext) -> HostResult:
     host = task.host.name
     candidate = render_for(task, step, ctx)
     dev = device(task)
+    running: str | None = None
     if not ctx.dry_run and not ctx.changes.has_preconfig(ctx.key, host):
         # A retry must keep the config from before the FIRST attempt: that is the rollback.
         running = dev.get_config(retrieve="running")["running"]
         path = ctx.rundir.save_config(f"{ctx.key}--{host}", running)
         ctx.changes.save_preconfig(ctx.key, host, path)
         ctx.bus.emit(PreConfigSaved(ctx.key, host, str(path)))
+    if step.mode == "replace":
+        # Before anything is loaded: a replace that would erase the device is refused.
+        if running is None:
+            running = dev.get_config(retrieve="running")["running"]
+        replace_safety.check_replace(step, host, running, candidate)
     try:
         if step.mode == "replace":
             dev.load_replace_candidate(config=candidate)

@@ -240,3 +240,120 @@ def test_random_inventories(workdir: Path, hosts: str, groups: str, defaults: st
         assert exc.diagnostics
     finally:
         shutil.rmtree(directory)
+
+
+# --- templates ----------------------------------------------------------------------------
+
+TEMPLATE_ATOMS = st.sampled_from(
+    [
+        "1",
+        "9",
+        "999",
+        "10**9",
+        "'x'",
+        "'%0999d'",
+        "vars.l",
+        "vars.m",
+        "vars.s",
+        "host.name",
+        "host.data",
+        "range(99999)",
+        "lipsum(99)",
+        "[1, 2]",
+        "{'a': 1}",
+        "namespace(s='x')",
+        "none",
+        "loop",
+        "''.__class__",
+    ]
+)
+TEMPLATE_OPS = st.sampled_from(
+    ["*", "**", "+", "~", "%", "//", "/", "-", " and ", " in ", "|join(", "|center(", "|indent("]
+)
+TEMPLATE_CALLS = st.sampled_from(
+    [
+        ".center",
+        ".ljust",
+        ".zfill",
+        ".replace('', ",
+        ".join",
+        ".format",
+        ".extend",
+        ".append",
+        ".update",
+        "|list",
+        "|format",
+        "|batch",
+        "|slice",
+        "|replace('x', ",
+    ]
+)
+
+
+@st.composite
+def expressions(draw: st.DrawFn, depth: int = 0) -> str:
+    if depth > 3 or draw(st.integers(0, 3)) == 0:
+        return draw(TEMPLATE_ATOMS)
+    left = draw(expressions(depth + 1))
+    right = draw(expressions(depth + 1))
+    kind = draw(st.integers(0, 2))
+    if kind == 0:
+        op = draw(TEMPLATE_OPS)
+        closing = ")" if op.endswith("(") else ""
+        return f"({left}{op}{right}{closing})"
+    if kind == 1:
+        call = draw(TEMPLATE_CALLS)
+        if call.startswith("|") and not call.endswith("("):
+            return f"({left}{call})"
+        prefix = "" if call.endswith("(") or call.endswith(", ") else "("
+        return f"({left}{call}{prefix}{right}))"
+    return f"[{left}, {right}][0]"
+
+
+@st.composite
+def templates(draw: st.DrawFn) -> str:
+    parts = []
+    for _ in range(draw(st.integers(1, 4))):
+        expr = draw(expressions())
+        shape = draw(st.integers(0, 3))
+        if shape == 0:
+            parts.append("{{ " + expr + " }}")
+        elif shape == 1:
+            parts.append(
+                "{% for i in " + expr + " %}{% for j in " + expr + " %}x{% endfor %}{% endfor %}"
+            )
+        elif shape == 2:
+            parts.append(
+                "{% set ns = namespace(v=" + expr + ") %}{% for i in range(70) %}"
+                "{% set ns.v = ns.v ~ ns.v %}{% endfor %}{{ ns.v|length }}"
+            )
+        else:
+            parts.append(draw(st.sampled_from(["{%", "{{", "}}", "{% endfor %}", "text\n"])))
+    return "".join(parts)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(templates())
+def test_random_templates_are_bounded(text: str) -> None:
+    """Whatever a template says, rendering ends within the time budget (plus slack for a
+    loaded machine) with text or one located InputError, never another exception."""
+    import time
+
+    from drill.runbook.bounds import MAX_SECONDS
+    from drill.runbook.templates import Origin, build_context, render
+
+    context = build_context(
+        vars_={"l": [1, 2], "m": {"a": 1}, "s": "ab"},
+        host={"name": "r1", "data": {"asn": 65001}},
+        mode="planned",
+        runbook={"name": "fuzz"},
+    )
+    started = time.monotonic()
+    try:
+        out = render(text, context, origin=Origin("fuzz.yml", 3, 5))
+        assert isinstance(out, str)
+    except InputError as exc:
+        assert len(exc.diagnostics) == 1
+        assert exc.diagnostics[0].file == "fuzz.yml" and exc.diagnostics[0].line >= 3
+        assert "\n" not in exc.diagnostics[0].message
+    assert time.monotonic() - started < MAX_SECONDS * 3

@@ -284,4 +284,4 @@ def test_cli_status_lists_runs_newest_first(tmp_path: Path, net: Any) -> None:
     one = subprocess.run([*argv[:-1], first.run_id], capture_output=True, text=True, env=env)
     assert "dead in executing" in one.stdout and f"drill resume {first.run_id}" in one.stdout
     missing = subprocess.run([*argv[:-1], "nope"], capture_output=True, text=True, env=env)
-    assert missing.returncode == 5
+    assert missing.returncode == 2  # an unknown run id is invalid input (issue 10)
