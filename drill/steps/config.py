@@ -19,7 +19,7 @@ from drill.engine.context import StepContext
 from drill.engine.events import CommitDone, CommitStarted, PreConfigSaved
 from drill.engine.hosts import device, fresh_device, run_per_host
 from drill.engine.records import HostResult
-from drill.runbook.model import ConfigStep, StepBase
+from drill.runbook.model import ConfigStep
 from drill.secrets import mask_secrets
 from drill.steps import check
 from drill.steps.base import StepOutcome, host_view
@@ -28,8 +28,7 @@ from drill.steps.render import render_for_host
 log = logging.getLogger(__name__)
 
 
-def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-    assert isinstance(step, ConfigStep)
+def run(step: ConfigStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     if not hosts:
         return StepOutcome.failed("a config step needs hosts ('on')")
     size = step.batch or len(hosts)

@@ -15,11 +15,16 @@ from pathlib import Path
 import pytest
 
 from drill.engine.context import RunOptions
-from drill.engine.journal import read_journal
 from drill.engine.records import Outcome, Phase, RunRecord, StepStatus
 from drill.engine.runner import Engine, EngineConfig
 from drill.errors import ExitCode
 from drill.report.facts import exit_code_for
+
+
+def read_journal(path: Path) -> list[dict[str, object]]:
+    """The journal's lines as plain JSON objects (what a person or jq sees)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
 
 fake_napalm = importlib.import_module("engine_data.fake_napalm")  # see conftest.py
 harness = importlib.import_module("engine_data.harness")
@@ -513,7 +518,8 @@ steps:
     assert shown and all(harness.PASSWORD not in text for text in shown)
     events = [json.loads(line) for line in text.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "run_started" and kinds[-1] == "run_ended"
+    assert kinds[:2] == ["journal", "run_started"] and kinds[-1] == "run_ended"
+    assert events[0]["version"] == 2  # the schema version, first
     started = kinds.index("step_started", kinds.index("state"))
     commit = kinds.index("commit_started")
     assert started < kinds.index("preconfig") < commit < kinds.index("committed")
