@@ -138,7 +138,7 @@ def _parse(path: Path, data: bytes) -> JournalRead:
             problems.append(Problem(line.number, line.problem))
     entries = tuple(line.entry for line in lines if line.entry is not None)
     for problem in torn:
-        log.warning("%s: %s", problem.where(path), problem.message)
+        log.info("%s: %s", problem.where(path), problem.message)
     return JournalRead(path, entries, tuple(problems), tuple(torn), version)
 
 
@@ -152,6 +152,8 @@ def _decode(text: bytes, version: int) -> tuple[JournalEntry | str, int]:
         return f"not JSON ({str(exc).split(':')[0][:80]})", version
     if not isinstance(value, dict):
         return f"a JSON {type(value).__name__}, not an object", version
+    if "ts" not in value:
+        return "a record without its time stamp ('ts')", version
     if value.get("event") == "journal":
         found = value.get("version")
         if not isinstance(found, int) or isinstance(found, bool) or found < 1:

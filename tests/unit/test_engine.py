@@ -795,3 +795,21 @@ def test_cli_run_exit_codes(cli_dir: Path, net: Network) -> None:
     assert (cli_dir / "junit.xml").exists()
     runs = sorted((cli_dir / "state" / "runs").iterdir())
     assert len(runs) == 3 and all((r / "report.json").exists() for r in runs)
+
+
+def test_test_hook_variables_do_nothing_in_a_production_run(
+    cli_dir: Path, net: Network, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Through the real entry point: the fault hooks live in tests/lab/faultdrill.py only."""
+    from drill.cli.app import main
+
+    marker = tmp_path / "hook-ran"
+    monkeypatch.setenv("DRILL_TEST_EXEC_AT", "step_started:*")
+    monkeypatch.setenv("DRILL_TEST_EXEC", f"touch {marker}")
+    monkeypatch.setenv("DRILL_TEST_CRASH_AT", "step_started:*")  # would SIGKILL pytest
+    monkeypatch.setattr("sys.argv", ["drill", "run", str(cli_dir / "runbook.yml"), "--json"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    assert not marker.exists()
+    assert net.boxes["r1"].running[-1] == "priority 50"
