@@ -14,7 +14,8 @@ from nornir.core import Nornir
 from drill.engine.events import EventBus, StepKey
 from drill.engine.records import StepRecord
 from drill.engine.rundir import RunDir
-from drill.runbook.model import Runbook, StepBase
+from drill.runbook.model import ConfigStep, Runbook, Step
+from drill.runbook.templates import Origin
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class LoadedRunbookLike(Protocol):
     def model(self) -> Runbook: ...
     @property
     def vars(self) -> dict[str, Any]: ...
-    def hosts_for(self, step: Any) -> list[str]: ...
+    def hosts_for(self, step: Step) -> list[str]: ...
+    def config_source(self, step: ConfigStep) -> tuple[str, Origin]: ...
 
 
 @dataclass
@@ -126,5 +128,5 @@ class StepContext:
     def within(self, scope: StepScope) -> StepContext:
         return replace(self, scope=scope)
 
-    def hosts_for(self, step: StepBase) -> list[str]:
+    def hosts_for(self, step: Step) -> list[str]:
         return list(self.runbook.hosts_for(step)) if step.on else []

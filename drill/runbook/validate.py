@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from drill.errors import Diagnostic, InputError
-from drill.runbook import platforms
+from drill.runbook import platforms, templates
 from drill.runbook.inventory import Inventory
 from drill.runbook.model import (
     ApprovalStep,
@@ -28,7 +28,7 @@ from drill.runbook.model import (
     WaitUntilStep,
 )
 from drill.runbook.schema_errors import describe
-from drill.runbook.templates import Origin, build_context, render
+from drill.runbook.templates import Origin
 from drill.runbook.walk import StepRef, iter_steps
 from drill.runbook.yamlpos import (
     JsonPath,
@@ -317,18 +317,11 @@ def _render_command(c: Checker, ref: StepRef, step: CommandStep) -> None:
 
 
 def _render_for_hosts(c: Checker, text: str, origin: Origin, hosts: list[str]) -> None:
-    runbook = {
-        "name": c.model.name,
-        "description": c.model.description,
-        "owner": c.model.owner,
-        "mode": c.model.mode,
-    }
     targets: list[str | None] = list(hosts) if hosts else [None]
     for host in targets:
         view = c.inventory.hosts[host].template_view() if host else None
-        context = build_context(vars_=c.vars, host=view, mode=c.model.mode, runbook=runbook)
         try:
-            render(text, context, origin=origin)
+            templates.render_in(text, origin, c.model, c.vars, view)
         except InputError as exc:
             for d in exc.diagnostics:
                 key = (d.file, d.line, d.col, d.message)

@@ -22,8 +22,8 @@ from drill.engine.records import HostResult
 from drill.runbook.model import ConfigStep
 from drill.secrets import mask_secrets
 from drill.steps import check
-from drill.steps.base import StepOutcome, host_view
-from drill.steps.render import render_for_host
+from drill.steps.base import StepOutcome
+from drill.steps.render import render_config
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,7 @@ def run(step: ConfigStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
 
 
 def render_for(task: Task, step: ConfigStep, ctx: StepContext) -> str:
-    loader_render = getattr(ctx.runbook, "render_config", None)
-    if loader_render is not None:
-        # The loader knows where an inline config sits in the YAML: errors point there.
-        return str(loader_render(step, task.host.name))
-    model = ctx.runbook.model
-    return render_for_host(
-        step, ctx.runbook.path, host_view(task.host), ctx.runbook.vars, model.mode, model.name
-    )
+    return render_config(step, ctx.runbook, task.host)
 
 
 def apply(task: Task, step: ConfigStep, ctx: StepContext) -> HostResult:
