@@ -123,18 +123,7 @@ class Engine:
         model = runbook.model
         self.run_id = rundir.path.name if rundir else make_run_id(model.name)
         self.rundir = rundir or RunDir.create(self.run_id, self.config.state_base)
-        self.record = RunRecord(
-            run_id=self.run_id,
-            runbook_name=model.name,
-            runbook_path=str(runbook.path),
-            runbook_sha256=runbook.sha256,
-            mode=model.mode,
-            dry_run=options.dry_run,
-            operator=options.operator or _operator(),
-            change_id=options.change_id,
-            started=datetime.now(UTC),
-            rto_target_s=float(model.rto) if model.rto is not None else None,
-        )
+        self.record = _new_record(self.run_id, runbook, options)
         secrets = inventory_secrets(nr)
         if rundir is None:
             # The copy is for people reading the run; secrets in inline configs stay out.
@@ -565,6 +554,22 @@ class Engine:
 
 def _key(phase: Phase, index: int, step: Step) -> StepKey:
     return StepKey(phase=phase, index=index + 1, name=step.name)
+
+
+def _new_record(run_id: str, runbook: LoadedRunbookLike, options: RunOptions) -> RunRecord:
+    model = runbook.model
+    return RunRecord(
+        run_id=run_id,
+        runbook_name=model.name,
+        runbook_path=str(runbook.path),
+        runbook_sha256=runbook.sha256,
+        mode=model.mode,
+        dry_run=options.dry_run,
+        operator=options.operator or _operator(),
+        change_id=options.change_id,
+        started=datetime.now(UTC),
+        rto_target_s=float(model.rto) if model.rto is not None else None,
+    )
 
 
 def _operator() -> str:
