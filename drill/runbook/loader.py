@@ -18,7 +18,7 @@ from drill.runbook import templates, validate
 from drill.runbook.inventory import Inventory, load_inventory
 from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, Runbook, Step
 from drill.runbook.schema_errors import schema_diagnostics
-from drill.runbook.templates import Origin, render
+from drill.runbook.templates import Origin
 from drill.runbook.walk import StepRef, iter_steps
 from drill.runbook.yamlpos import (
     JsonPath,
@@ -99,11 +99,12 @@ class LoadedRunbook:
         """A copy of a check (a check/wait_until step, or a config step's ``check``) whose
         string ``args``, ``commands``, ``http`` and ``traceroute`` are rendered for host."""
         base = self._spec_path(spec)
-        context = self.template_context(host)
+        view = self.host_view(host)
 
         def text(path: JsonPath, value: str) -> str:
             line, col = block_scalar_origin(self.parsed, (*base, *path))
-            return render(value, context, origin=Origin(str(self.path), line, col))
+            origin = Origin(str(self.path), line, col)
+            return templates.render_in(value, origin, self.model, self.vars, view)
 
         update: dict[str, Any] = {
             "args": {
@@ -121,11 +122,11 @@ class LoadedRunbook:
     def render_command(self, step: CommandStep) -> CommandStep:
         """A copy of a command step with ``argv`` and ``env`` values rendered (no host)."""
         base = self.ref_for(step).path
-        context = self.template_context(None)
 
         def text(path: JsonPath, value: str) -> str:
             line, col = block_scalar_origin(self.parsed, (*base, *path))
-            return render(value, context, origin=Origin(str(self.path), line, col))
+            origin = Origin(str(self.path), line, col)
+            return templates.render_in(value, origin, self.model, self.vars, None)
 
         argv = [text(("argv", i), a) for i, a in enumerate(step.argv)]
         env = {k: text(("env", k), v) for k, v in step.env.items()}
