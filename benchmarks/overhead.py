@@ -37,7 +37,8 @@ from drill.engine.context import RunOptions
 from drill.engine.records import Outcome
 from drill.engine.runner import Engine, EngineConfig
 from drill.report.console import ConsoleObserver
-from drill.runbook.model import Runbook, StepBase
+from drill.runbook.model import ConfigStep, Runbook, StepBase
+from drill.runbook.templates import Origin
 
 log = logging.getLogger("benchmarks.overhead")
 CALL_S = 0.05
@@ -95,6 +96,9 @@ class BenchRunbook:
     def hosts_for(self, step: StepBase) -> list[str]:
         selector = self.model.targets["all"]
         return list(selector.hosts or [])
+
+    def config_source(self, step: ConfigStep) -> tuple[str, Origin]:
+        return step.config or "", Origin(str(self.path))
 
 
 def runbook(hosts: int, steps: int, directory: Path) -> BenchRunbook:

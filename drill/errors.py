@@ -66,7 +66,3 @@ class RefusedError(DrillError):
 
 class LabError(DrillError):
     """The lab could not be realized, or a lab operation failed."""
-
-
-class DeviceError(DrillError):
-    """A device refused or failed an operation; carries the device's own message."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 import typer
 
 from drill import __version__
-from drill.cli import lab_commands, run_commands, runbook_commands
+from drill.cli import lab_commands, recovery_commands, run_commands, runbook_commands
+from drill.cli.extensions import Extensions
+from drill.engine.events import Observer
 from drill.errors import DrillError, ExitCode, InputError
 from drill.names import printable_lines
 from drill.secrets import known_secrets, mask_secrets
@@ -43,14 +46,18 @@ def _root(
 
 runbook_commands.register(app)
 run_commands.register(app)
+recovery_commands.register(app)
 lab_commands.register(app)
 
 
-def main() -> None:
-    """Console entry point: one boundary that turns drill errors into exit codes."""
+def main(observers: Sequence[Observer] = ()) -> None:
+    """Console entry point: one boundary that turns drill errors into exit codes.
+
+    ``observers``: extra event-bus observers for run/resume/abort, for a program embedding
+    drill (see drill.cli.extensions); the ``drill`` command passes none."""
     try:
         # Without standalone mode click returns a command's exit code instead of raising.
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, obj=Extensions(tuple(observers)))
     except DrillError as exc:
         message = str(exc)
         if isinstance(exc, InputError) and exc.diagnostics:

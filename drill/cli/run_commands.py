@@ -1,21 +1,34 @@
-"""``drill run``, ``drill plan`` and ``drill graph``: thin commands around drill.engine."""
+"""``drill run``, ``drill plan`` and ``drill graph``: thin commands around drill.engine; and
+what ``drill resume``/``abort`` (drill.cli.recovery_commands) share with ``run``: loading,
+nornir, host-key policy, locks, reports and exit codes."""
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from drill.cli import recovery_commands as recovery
+from drill.cli.extensions import Extensions
 from drill.engine.context import RunOptions
+from drill.engine.events import Observer
 from drill.engine.machine import mermaid
 from drill.engine.plan import build_plan
+from drill.errors import ExitCode
+from drill.report.console import ConsoleObserver
+
+if TYPE_CHECKING:
+    from nornir.core import Nornir
+
+    from drill.engine.records import Outcome, RunRecord
+    from drill.engine.runner import Engine
+    from drill.runbook.loader import LoadedRunbook
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +43,16 @@ VarOpt = Annotated[
     list[str] | None, typer.Option("--var", help="Override a runbook var: NAME=VALUE.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-host-keys",
+        help="Do not check SSH host keys (host_key_policy=ignore); recorded in the report.",
+    ),
+]
 
 
-def _load(runbook: Path, inventory: Path | None, var: list[str] | None) -> Any:
+def load(runbook: Path, inventory: Path | None, var: list[str] | None) -> LoadedRunbook:
     from drill.runbook.loader import load_runbook, parse_var_args
 
     return load_runbook(
@@ -40,7 +60,7 @@ def _load(runbook: Path, inventory: Path | None, var: list[str] | None) -> Any:
     )
 
 
-def _nornir(loaded: Any, workers: int) -> Any:
+def nornir_for(loaded: LoadedRunbook, workers: int) -> Nornir:
     """nornir for the runbook's inventory: threaded runner, nornir's log file off."""
     from nornir import InitNornir
     from nornir.core import Nornir
@@ -61,6 +81,110 @@ def _nornir(loaded: Any, workers: int) -> Any:
     return InitNornir(**config)
 
 
+# --- shared by run, resume and abort -------------------------------------------------
+
+
+def apply_host_key_policy(nr: Nornir, insecure: bool) -> str:
+    """Relax host-key checks on every host if asked; return the policy the report records.
+
+    The driver checks against known_hosts by default (``strict``); an inventory may say
+    otherwise per host (optional_args ``host_key_policy``).
+    """
+    from nornir.core.inventory import ConnectionOptions
+
+    policies: set[str] = set()
+    for host in nr.inventory.hosts.values():
+        params = host.get_connection_parameters("napalm")
+        extras = dict(params.extras or {})
+        optional = dict(extras.get("optional_args") or {})
+        if insecure:
+            optional["host_key_policy"] = "ignore"
+            extras["optional_args"] = optional
+            # nornir does not deep-merge extras: the host gets the whole resolved set
+            host.connection_options["napalm"] = ConnectionOptions(
+                hostname=params.hostname,
+                port=params.port,
+                username=params.username,
+                password=params.password,
+                platform=params.platform,
+                extras=extras,
+            )
+        policies.add(str(optional.get("host_key_policy", "strict")))
+    if not policies:
+        return "strict"
+    return policies.pop() if len(policies) == 1 else "mixed: " + ", ".join(sorted(policies))
+
+
+def needs_operator(outcome: Outcome | None) -> bool:
+    """Devices may be left changed: the locks keep naming the run."""
+    return outcome is None or outcome.value == "rollback_failed"
+
+
+def run_locked(engine: Engine, hosts: list[str], takeover: bool = False) -> RunRecord:
+    """Hold the hosts' locks around ``engine.run()``. A refused run leaves no run dir."""
+    from drill.engine.locks import HostLocks
+    from drill.engine.rundir import state_dir
+    from drill.errors import RefusedError
+
+    locks = HostLocks(state_dir(), hosts, engine.run_id, takeover=takeover)
+    try:
+        locks.acquire()
+    except RefusedError:
+        if not takeover:
+            engine.journal.close()
+            shutil.rmtree(engine.rundir.path, ignore_errors=True)
+        raise
+    record = None
+    try:
+        record = engine.run()
+    finally:
+        locks.release(keep=needs_operator(record.outcome if record is not None else None))
+    return record
+
+
+def finish(
+    record: RunRecord,
+    engine: Engine,
+    console: ConsoleObserver,
+    secrets: tuple[str, ...],
+    report_dir: Path | None,
+    junit: Path | None,
+    as_json: bool,
+) -> None:
+    """Reports, summary, exit code: the same for run, resume and abort."""
+    from drill.report.console import json_summary
+    from drill.report.facts import exit_code_for
+    from drill.report.junit import write_junit
+    from drill.report.report import write_report
+
+    written = [write_report(record, engine.rundir.path, secrets=secrets)]
+    if report_dir is not None:
+        written.append(write_report(record, report_dir, secrets=secrets))
+    if junit is not None:
+        written.append(write_junit(record, junit, secrets=secrets))
+    console.summary(record)
+    console.console.print(Text(f"run directory: {engine.rundir.path}", style="dim"))
+    for path in written:
+        console.console.print(Text(f"report: {path}", style="dim"))
+    if as_json:
+        summary = json_summary(record, secrets=secrets)
+        summary["run_dir"] = str(engine.rundir.path)
+        typer.echo(json.dumps(summary, indent=2))
+    code = exit_code_for(record.outcome)
+    if code is not ExitCode.OK:
+        raise SystemExit(int(code))
+
+
+def observers(ctx: typer.Context, console: ConsoleObserver) -> list[Observer]:
+    """The console, plus what a program embedding drill passed to main() (the drill
+    command itself passes nothing; see :class:`drill.cli.extensions.Extensions`)."""
+    found = ctx.find_object(Extensions)
+    return [console, *(found.observers if found is not None else ())]
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
 def plan(
     runbook: RunbookArg,
     inventory: InventoryOpt = None,
@@ -68,7 +192,7 @@ def plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Show what a run would do: order, target hosts per step, and the rollback plan."""
-    the_plan = build_plan(_load(runbook, inventory, var))
+    the_plan = build_plan(load(runbook, inventory, var))
     if as_json:
         typer.echo(json.dumps(the_plan.as_dict(), indent=2))
         return
@@ -95,6 +219,7 @@ def graph() -> None:
 
 
 def run(
+    ctx: typer.Context,
     runbook: RunbookArg,
     inventory: InventoryOpt = None,
     dry_run: Annotated[
@@ -111,18 +236,17 @@ def run(
         str | None, typer.Option("--change-id", help="Change ticket, kept in the report.")
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Hosts in parallel.")] = 20,
-    insecure_host_keys: recovery.InsecureOpt = False,
+    insecure_host_keys: InsecureOpt = False,
 ) -> None:
     """Run a drill: prechecks, steps, postchecks; on failure roll back and prove it."""
     from drill.engine.owner import current, write_owner
     from drill.engine.rundir import check_outputs
     from drill.engine.runner import Engine, inventory_secrets
-    from drill.report.console import ConsoleObserver
 
     check_outputs(report_dir, junit)  # before any device: a run must never end unreported
-    loaded = _load(runbook, inventory, var)
-    nr = _nornir(loaded, workers)
-    policy = recovery.apply_host_key_policy(nr, insecure_host_keys)
+    loaded = load(runbook, inventory, var)
+    nr = nornir_for(loaded, workers)
+    policy = apply_host_key_policy(nr, insecure_host_keys)
     secrets = inventory_secrets(nr)
     console = ConsoleObserver(Console(stderr=True), secrets=secrets)
     interactive = sys.stdin.isatty()
@@ -133,15 +257,15 @@ def run(
         change_id=change_id,
         confirm=(lambda prompt: typer.confirm(prompt, default=False)) if interactive else None,
     )
-    engine = Engine(loaded, nr, options, observers=recovery.observers(console))
+    engine = Engine(loaded, nr, options, observers=observers(ctx, console))
     engine.record.host_key_policy = policy
     inv = inventory or getattr(loaded, "inventory_path", None)
     owner = current(runbook, inv, var, workers, insecure_host_keys)
     write_owner(engine.rundir.path, owner)
     all_hosts = getattr(loaded, "all_hosts", None)
     hosts = list(all_hosts()) if all_hosts is not None else sorted(nr.inventory.hosts)
-    record = recovery.run_locked(engine, hosts)
-    recovery.finish(record, engine, console, secrets, report_dir, junit, as_json)
+    record = run_locked(engine, hosts)
+    finish(record, engine, console, secrets, report_dir, junit, as_json)
 
 
 def register(app: typer.Typer) -> None:
@@ -149,4 +273,3 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
     app.command("plan")(plan)
     app.command("graph")(graph)
-    recovery.register(app)

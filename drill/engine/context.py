@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from nornir.core import Nornir
 
-from drill.engine.events import EventBus
-from drill.engine.records import Phase, StepRecord
+from drill.engine.events import EventBus, StepKey
+from drill.engine.records import StepRecord
 from drill.engine.rundir import RunDir
-from drill.runbook.model import Runbook, StepBase
+from drill.runbook.model import ConfigStep, Runbook, Step
+from drill.runbook.templates import Origin
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class LoadedRunbookLike(Protocol):
     def model(self) -> Runbook: ...
     @property
     def vars(self) -> dict[str, Any]: ...
-    def hosts_for(self, step: Any) -> list[str]: ...
+    def hosts_for(self, step: Step) -> list[str]: ...
+    def config_source(self, step: ConfigStep) -> tuple[str, Origin]: ...
 
 
 @dataclass
@@ -51,29 +53,29 @@ class ChangeLog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.preconfig: dict[str, dict[str, Path]] = {}
-        self.committed: dict[str, list[str]] = {}
-        self.pending_confirm: dict[str, set[str]] = {}
+        self.preconfig: dict[StepKey, dict[str, Path]] = {}
+        self.committed: dict[StepKey, list[str]] = {}
+        self.pending_confirm: dict[StepKey, set[str]] = {}
 
-    def save_preconfig(self, key: str, host: str, path: Path) -> None:
+    def save_preconfig(self, key: StepKey, host: str, path: Path) -> None:
         with self._lock:
             self.preconfig.setdefault(key, {})[host] = path
 
-    def has_preconfig(self, key: str, host: str) -> bool:
+    def has_preconfig(self, key: StepKey, host: str) -> bool:
         with self._lock:
             return host in self.preconfig.get(key, {})
 
-    def mark_commit(self, key: str, host: str) -> None:
+    def mark_commit(self, key: StepKey, host: str) -> None:
         with self._lock:
             hosts = self.committed.setdefault(key, [])
             if host not in hosts:
                 hosts.append(host)
 
-    def mark_pending_confirm(self, key: str, host: str) -> None:
+    def mark_pending_confirm(self, key: StepKey, host: str) -> None:
         with self._lock:
             self.pending_confirm.setdefault(key, set()).add(host)
 
-    def changed_hosts(self, key: str) -> list[str]:
+    def changed_hosts(self, key: StepKey) -> list[str]:
         with self._lock:
             return list(self.committed.get(key, []))
 
@@ -83,7 +85,22 @@ class ChangeLog:
 
 
 @dataclass
+class StepScope:
+    """One step's own state while it runs: the engine opens it, the step's handler and its
+    worker threads use it, and nothing outlives the step."""
+
+    key: StepKey
+    record: StepRecord  # hosts report into it from worker threads as they finish
+    # time.monotonic() after which no further host of the step is started (step `timeout`)
+    deadline: float | None = None
+    quiet: bool = False  # polling: host results are reported once, at the step's end
+    reported: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
 class StepContext:
+    """What every step of a run shares (frozen), plus the scope of the step running now."""
+
     nr: Nornir
     runbook: LoadedRunbookLike
     options: RunOptions
@@ -91,19 +108,25 @@ class StepContext:
     rundir: RunDir
     changes: ChangeLog = field(default_factory=ChangeLog)
     secrets: tuple[str, ...] = ()
-    phase: Phase = Phase.STEP
-    key: str = ""
     abort: threading.Event = field(default_factory=threading.Event)
-    # The step running now; hosts report into it from worker threads as they finish.
-    record: StepRecord | None = None
-    # time.monotonic() after which no further host of the step is started (step `timeout`)
-    deadline: float | None = None
-    quiet: bool = False  # polling: host results are reported once, at the step's end
-    reported: set[str] = field(default_factory=set)
+    scope: StepScope | None = None
 
     @property
     def dry_run(self) -> bool:
         return self.options.dry_run
 
-    def hosts_for(self, step: StepBase) -> list[str]:
+    @property
+    def step(self) -> StepScope:
+        if self.scope is None:
+            raise RuntimeError("internal error: a step ran outside a step scope")
+        return self.scope
+
+    @property
+    def key(self) -> StepKey:
+        return self.step.key
+
+    def within(self, scope: StepScope) -> StepContext:
+        return replace(self, scope=scope)
+
+    def hosts_for(self, step: Step) -> list[str]:
         return list(self.runbook.hosts_for(step)) if step.on else []

@@ -18,7 +18,7 @@ from nornir.core.task import Task
 
 from drill.engine.context import StepContext
 from drill.engine.events import Note
-from drill.engine.hosts import device, drop_connection
+from drill.engine.hosts import device, drop_connection, journaled_commit
 from drill.engine.normalize import normalizer_for
 from drill.engine.records import HostResult
 
@@ -49,7 +49,8 @@ def settle(task: Task, ctx: StepContext, saved: Path, revert_in: float | None) -
     deadline = time.monotonic() + (revert_in or 0) + GRACE_S
     dev = reach(task, deadline)
     if dev.has_pending_commit():
-        dev.rollback()
+        with journaled_commit(ctx, host):
+            dev.rollback()
         return HostResult(changed=True, diff="pending commit-confirm cancelled and reverted")
     normalize = normalizer_for(task.host.platform)
     running = normalize(dev.get_config(retrieve="running")["running"])

@@ -1,7 +1,18 @@
-"""Events the engine emits and the observers (journal, console, report) that receive them.
+"""The journal's one definition, and the events the engine emits to its observers.
 
-The engine never prints: it tells an :class:`EventBus`, which hands every event to each
-observer in order, under a lock, because config steps report commits from worker threads.
+Two layers, one vocabulary:
+
+* :data:`JournalEntry` is the union of typed records (pydantic, discriminated on ``event``)
+  that ``journal.jsonl`` holds, one per line. The journal writes them and
+  :mod:`drill.engine.journal_reader` reads them back with the same classes, so a field cannot
+  be written under one name and read under another. The first line of a journal is a
+  :class:`JournalHeader` with :data:`SCHEMA_VERSION`; a journal without one is version 1.
+* :class:`Event` subclasses are what the engine tells an :class:`EventBus` (console, journal,
+  report); each knows its journal entry (:meth:`Event.entry`) and may carry richer in-memory
+  records for the console.
+
+The engine never prints: the bus hands every event to each observer in order, under a lock,
+because config steps report commits from worker threads.
 """
 
 from __future__ import annotations
@@ -9,22 +20,207 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal, Protocol
 
-from drill.engine.records import HostResult, RestoreResult, RunRecord, StepRecord
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from drill.engine.machine import State, Trigger
+from drill.engine.records import (
+    HostResult,
+    Outcome,
+    Phase,
+    RestoreResult,
+    RunRecord,
+    StepRecord,
+    StepStatus,
+)
 
 log = logging.getLogger(__name__)
 
+SCHEMA_VERSION = 2
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StepKey(BaseModel):
+    """Which step an entry is about: a value, compared and hashed by its fields.
+
+    ``index`` is 1-based within ``phase``; a rollback action's key has its own number and
+    ``of`` the key of the step it undoes; a re-verification's key ``of`` the step it checks.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    phase: Phase
+    index: int
+    name: str
+    of: StepKey | None = None
+
+    def __str__(self) -> str:
+        """For people and file names only; nothing parses it back.
+
+        >>> str(StepKey(phase=Phase.STEP, index=3, name="raise prio"))
+        'step:3:raise prio'
+        """
+        if self.phase is Phase.ROLLBACK and self.of is not None:
+            return f"rollback:{self.of}:{self.index}"
+        if self.of is not None:
+            return f"{self.phase.value}:{self.of}"
+        return f"{self.phase.value}:{self.index}:{self.name}"
+
+    def undoes(self, key: StepKey) -> bool:
+        return self.phase is Phase.ROLLBACK and self.of == key
+
+
+# --- journal entries (one per line) ------------------------------------------------------
+
+
+class Entry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    ts: datetime = Field(default_factory=_now)
+
+
+class JournalHeader(Entry):
+    event: Literal["journal"] = "journal"
+    version: int = SCHEMA_VERSION
+
+
+class RunStartedEntry(Entry):
+    event: Literal["run_started"] = "run_started"
+    run_id: str
+    runbook: str
+    runbook_path: str
+    sha256: str
+    mode: str
+    dry_run: bool
+    operator: str
+    change_id: str | None
+    run_dir: str
+    hosts: list[str]
+
+
+class StateEntry(Entry):
+    event: Literal["state"] = "state"
+    source: State = Field(alias="from")
+    to: State
+    trigger: Trigger
+
+
+class SnapshotEntry(Entry):
+    event: Literal["snapshot"] = "snapshot"
+    host: str
+    path: str
+    error: str | None = None
+
+
+class StepStartedEntry(Entry):
+    event: Literal["step_started"] = "step_started"
+    step: StepKey
+    name: str
+    step_kind: str
+    phase: Phase
+    hosts: list[str]
+    dry_run: bool = False
+
+
+class PreconfigEntry(Entry):
+    event: Literal["preconfig"] = "preconfig"
+    step: StepKey
+    host: str
+    path: str
+
+
+class CommitStartedEntry(Entry):
+    """Fsynced before a device is changed: after a crash, this host may be changed."""
+
+    event: Literal["commit_started"] = "commit_started"
+    step: StepKey
+    host: str
+    revert_in: int | None = None
+
+
+class CommittedEntry(Entry):
+    event: Literal["committed"] = "committed"
+    step: StepKey
+    host: str
+    confirmed: bool | None = None  # None: no commit-confirm; False: left to revert on device
+
+
+class HostResultEntry(Entry):
+    event: Literal["host_result"] = "host_result"
+    step: StepKey
+    host: str
+    changed: bool
+    failed: bool
+    error: str | None = None
+    diff: str = ""
+
+
+class StepEndedEntry(Entry):
+    event: Literal["step_ended"] = "step_ended"
+    step: StepKey
+    name: str
+    phase: Phase
+    status: StepStatus
+    message: str | None = None
+    changed: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+
+
+class RestoreEntry(Entry):
+    event: Literal["restore"] = "restore"
+    host: str
+    exact: bool
+    diff: str = ""
+
+
+class NoteEntry(Entry):
+    event: Literal["note"] = "note"
+    text: str
+
+
+class RunEndedEntry(Entry):
+    event: Literal["run_ended"] = "run_ended"
+    outcome: Outcome | None
+    restore: dict[str, bool] = Field(default_factory=dict)
+    state: State
+
+
+JournalEntry = Annotated[
+    JournalHeader
+    | RunStartedEntry
+    | StateEntry
+    | SnapshotEntry
+    | StepStartedEntry
+    | PreconfigEntry
+    | CommitStartedEntry
+    | CommittedEntry
+    | HostResultEntry
+    | StepEndedEntry
+    | RestoreEntry
+    | NoteEntry
+    | RunEndedEntry,
+    Field(discriminator="event"),
+]
+ENTRY: TypeAdapter[JournalEntry] = TypeAdapter(JournalEntry)
+
+
+# --- bus events ---------------------------------------------------------------------
+
 
 class Event:
-    """Base of all events. ``sync``: the journal fsyncs after writing it."""
+    """Base of all bus events. ``sync``: the journal fsyncs after writing it."""
 
     kind: ClassVar[str] = "event"
     sync: ClassVar[bool] = False
 
-    def payload(self) -> dict[str, Any]:
-        return {}
+    def entry(self) -> JournalEntry:
+        raise NotImplementedError
 
 
 @dataclass
@@ -35,32 +231,32 @@ class RunStarted(Event):
     run_dir: str
     hosts: list[str]
 
-    def payload(self) -> dict[str, Any]:
+    def entry(self) -> JournalEntry:
         r = self.record
-        return {
-            "run_id": r.run_id,
-            "runbook": r.runbook_name,
-            "runbook_path": r.runbook_path,
-            "sha256": r.runbook_sha256,
-            "mode": r.mode,
-            "dry_run": r.dry_run,
-            "operator": r.operator,
-            "change_id": r.change_id,
-            "run_dir": self.run_dir,
-            "hosts": self.hosts,
-        }
+        return RunStartedEntry(
+            run_id=r.run_id,
+            runbook=r.runbook_name,
+            runbook_path=r.runbook_path,
+            sha256=r.runbook_sha256,
+            mode=r.mode,
+            dry_run=r.dry_run,
+            operator=r.operator,
+            change_id=r.change_id,
+            run_dir=self.run_dir,
+            hosts=self.hosts,
+        )
 
 
 @dataclass
 class StateChanged(Event):
     kind: ClassVar[str] = "state"
     sync: ClassVar[bool] = True
-    source: str
-    dest: str
-    trigger: str
+    source: State
+    dest: State
+    trigger: Trigger
 
-    def payload(self) -> dict[str, Any]:
-        return {"from": self.source, "to": self.dest, "trigger": self.trigger}
+    def entry(self) -> JournalEntry:
+        return StateEntry(source=self.source, to=self.dest, trigger=self.trigger)
 
 
 @dataclass
@@ -72,28 +268,28 @@ class SnapshotTaken(Event):
     path: str
     error: str | None = None
 
-    def payload(self) -> dict[str, Any]:
-        return {"host": self.host, "path": self.path, "error": self.error}
+    def entry(self) -> JournalEntry:
+        return SnapshotEntry(host=self.host, path=self.path, error=self.error)
 
 
 @dataclass
 class StepStarted(Event):
     kind: ClassVar[str] = "step_started"
     sync: ClassVar[bool] = True
-    key: str
+    key: StepKey
     record: StepRecord
     hosts: list[str]
     dry_run: bool = False
 
-    def payload(self) -> dict[str, Any]:
-        return {
-            "step": self.key,
-            "name": self.record.name,
-            "step_kind": self.record.kind,
-            "phase": self.record.phase.value,
-            "hosts": self.hosts,
-            "dry_run": self.dry_run,
-        }
+    def entry(self) -> JournalEntry:
+        return StepStartedEntry(
+            step=self.key,
+            name=self.record.name,
+            step_kind=self.record.kind,
+            phase=self.record.phase,
+            hosts=self.hosts,
+            dry_run=self.dry_run,
+        )
 
 
 @dataclass
@@ -101,12 +297,12 @@ class PreConfigSaved(Event):
     """The running config of one host just before a config step (its ``auto`` rollback)."""
 
     kind: ClassVar[str] = "preconfig"
-    key: str
+    key: StepKey
     host: str
     path: str
 
-    def payload(self) -> dict[str, Any]:
-        return {"step": self.key, "host": self.host, "path": self.path}
+    def entry(self) -> JournalEntry:
+        return PreconfigEntry(step=self.key, host=self.host, path=self.path)
 
 
 @dataclass
@@ -115,62 +311,64 @@ class CommitStarted(Event):
 
     kind: ClassVar[str] = "commit_started"
     sync: ClassVar[bool] = True
-    key: str
+    key: StepKey
     host: str
     revert_in: int | None = None
 
-    def payload(self) -> dict[str, Any]:
-        return {"step": self.key, "host": self.host, "revert_in": self.revert_in}
+    def entry(self) -> JournalEntry:
+        return CommitStartedEntry(step=self.key, host=self.host, revert_in=self.revert_in)
 
 
 @dataclass
 class CommitDone(Event):
     kind: ClassVar[str] = "committed"
-    key: str
+    sync: ClassVar[bool] = True
+    key: StepKey
     host: str
     confirmed: bool | None = None  # None: no commit-confirm; False: left to revert on device
 
-    def payload(self) -> dict[str, Any]:
-        return {"step": self.key, "host": self.host, "confirmed": self.confirmed}
+    def entry(self) -> JournalEntry:
+        return CommittedEntry(step=self.key, host=self.host, confirmed=self.confirmed)
 
 
 @dataclass
 class HostDone(Event):
     kind: ClassVar[str] = "host_result"
-    key: str
+    key: StepKey
     step: StepRecord
     host: str
     result: HostResult
 
-    def payload(self) -> dict[str, Any]:
+    def entry(self) -> JournalEntry:
         r = self.result
-        return {
-            "step": self.key,
-            "host": self.host,
-            "changed": r.changed,
-            "failed": r.failed,
-            "error": r.error,
-        }
+        return HostResultEntry(
+            step=self.key,
+            host=self.host,
+            changed=r.changed,
+            failed=r.failed,
+            error=r.error,
+            diff=r.diff,
+        )
 
 
 @dataclass
 class StepEnded(Event):
     kind: ClassVar[str] = "step_ended"
     sync: ClassVar[bool] = True
-    key: str
+    key: StepKey
     record: StepRecord
 
-    def payload(self) -> dict[str, Any]:
+    def entry(self) -> JournalEntry:
         r = self.record
-        return {
-            "step": self.key,
-            "name": r.name,
-            "phase": r.phase.value,
-            "status": r.status.value,
-            "message": r.message,
-            "changed": sorted(h for h, res in r.hosts.items() if res.changed),
-            "failed": sorted(h for h, res in r.hosts.items() if res.failed),
-        }
+        return StepEndedEntry(
+            step=self.key,
+            name=r.name,
+            phase=r.phase,
+            status=r.status,
+            message=r.message,
+            changed=sorted(h for h, res in r.hosts.items() if res.changed),
+            failed=sorted(h for h, res in r.hosts.items() if res.failed),
+        )
 
 
 @dataclass
@@ -180,8 +378,8 @@ class RestoreChecked(Event):
     host: str
     result: RestoreResult
 
-    def payload(self) -> dict[str, Any]:
-        return {"host": self.host, "exact": self.result.exact, "diff": self.result.diff}
+    def entry(self) -> JournalEntry:
+        return RestoreEntry(host=self.host, exact=self.result.exact, diff=self.result.diff)
 
 
 @dataclass
@@ -191,8 +389,8 @@ class Note(Event):
     kind: ClassVar[str] = "note"
     text: str
 
-    def payload(self) -> dict[str, Any]:
-        return {"text": self.text}
+    def entry(self) -> JournalEntry:
+        return NoteEntry(text=self.text)
 
 
 @dataclass
@@ -200,15 +398,15 @@ class RunEnded(Event):
     kind: ClassVar[str] = "run_ended"
     sync: ClassVar[bool] = True
     record: RunRecord
-    extra: dict[str, Any] = field(default_factory=dict)
+    state: State
 
-    def payload(self) -> dict[str, Any]:
+    def entry(self) -> JournalEntry:
         r = self.record
-        return {
-            "outcome": r.outcome.value if r.outcome else None,
-            "restore": {h: x.exact for h, x in r.restore.items()},
-            **self.extra,
-        }
+        return RunEndedEntry(
+            outcome=r.outcome,
+            restore={h: x.exact for h, x in r.restore.items()},
+            state=self.state,
+        )
 
 
 class Observer(Protocol):

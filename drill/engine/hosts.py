@@ -8,18 +8,18 @@ liveness, so a broken session would fail every later step), and nornir's shared
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import napalm
 from nornir.core.inventory import Host
 from nornir.core.task import Result, Task
 
-from drill.engine import faults_hooks
 from drill.engine.context import StepContext
-from drill.engine.events import HostDone
+from drill.engine.events import CommitDone, CommitStarted, HostDone
 from drill.engine.records import HostResult
 from drill.secrets import mask_secrets
 
@@ -43,7 +43,6 @@ def fresh_device(host: Host) -> Any:
     if params.port and "port" not in optional:
         optional["port"] = params.port
     driver = napalm.get_network_driver(params.platform)
-    faults_hooks.point("fresh_session", host.name)  # TEST-ONLY hook; a no-op otherwise
     dev = driver(
         hostname=params.hostname,
         username=params.username,
@@ -69,6 +68,7 @@ def run_per_host(
     if not hosts:
         return {}
     wanted = set(hosts)
+    deadline = ctx.scope.deadline if ctx.scope is not None else None
     subset = ctx.nr.filter(filter_func=lambda h: h.name in wanted)
     missing = wanted - set(subset.inventory.hosts)
     results: dict[str, HostResult] = {
@@ -82,7 +82,7 @@ def run_per_host(
             if ctx.abort.is_set():
                 # Queued hosts of an interrupted step must not start a change.
                 result = HostResult(failed=True, error="not run: the run was interrupted")
-            elif ctx.deadline is not None and time.monotonic() > ctx.deadline:
+            elif deadline is not None and time.monotonic() > deadline:
                 result = HostResult(failed=True, error="not run: the step's timeout passed")
             else:
                 result = fn(task)
@@ -107,9 +107,19 @@ def run_per_host(
 
 
 def report(ctx: StepContext, host: str, result: HostResult) -> None:
-    if ctx.record is not None and not ctx.quiet:
-        ctx.reported.add(host)
-        ctx.bus.post(HostDone(ctx.key, ctx.record, host, result))
+    scope = ctx.scope
+    if scope is not None and not scope.quiet:
+        scope.reported.add(host)
+        ctx.bus.post(HostDone(scope.key, scope.record, host, result))
+
+
+@contextlib.contextmanager
+def journaled_commit(ctx: StepContext, host: str, revert_in: int | None = None) -> Iterator[None]:
+    """``commit_started`` (fsynced) before a device changes, ``committed`` after: after a
+    crash the journal names every host that may have changed, rollbacks included."""
+    ctx.bus.emit(CommitStarted(ctx.key, host, revert_in))
+    yield
+    ctx.bus.emit(CommitDone(ctx.key, host))
 
 
 def drop_connection(host: Host) -> None:

@@ -1,4 +1,5 @@
-"""The run journal: one JSON object per line (``journal.jsonl``), flushed as written.
+"""The run journal's writer: one JSON object per line (``journal.jsonl``), flushed as written.
+Its records are defined in drill.engine.events; drill.engine.journal_reader reads them back.
 
 Durability where it matters and nowhere else: events marked ``sync`` (step boundaries, state
 changes, a commit about to happen) are fsynced; host results are only flushed, so a
@@ -12,19 +13,22 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TextIO
 
-from drill.engine.events import Event
+from drill.engine.events import Event, JournalEntry, JournalHeader
 from drill.secrets import mask_literals
 
 log = logging.getLogger(__name__)
 
 
 class Journal:
-    """Appends events to ``path``; also an :class:`~drill.engine.events.Observer`."""
+    """Appends events to ``path``; also an :class:`~drill.engine.events.Observer`.
+
+    Every time it opens the file it first writes a :class:`JournalHeader`: a resumed run's
+    lines are read with the schema they were written in, even after an older drill's lines.
+    """
 
     def __init__(self, path: Path, secrets: Iterable[str] = ()) -> None:
         self.path = path
@@ -32,20 +36,26 @@ class Journal:
         # A secret appears in a JSON line escaped: look for both spellings.
         self._needles = tuple({n for s in self._secrets for n in (s, json.dumps(s)[1:-1])})
         self._lock = threading.Lock()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+        fd = os.open(path, flags, 0o600)
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
         self._file: TextIO = os.fdopen(fd, "a", encoding="utf-8", buffering=1 << 16)
+        if torn:
+            # a dead writer's torn last line must not swallow the header: end it
+            self._file.write("\n")
+        self.write(JournalHeader(), sync=True)
 
     def notify(self, event: Event) -> None:
-        self.write(event.kind, event.payload(), sync=event.sync)
+        self.write(event.entry(), sync=event.sync)
 
-    def write(self, kind: str, payload: dict[str, Any], *, sync: bool = False) -> None:
-        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
-        line = json.dumps({"ts": stamp, "event": kind, **payload}, default=str)
+    def write(self, entry: JournalEntry, *, sync: bool = False) -> None:
+        line = entry.model_dump_json(by_alias=True)
         if any(needle in line for needle in self._needles):
             # Errors echo what devices say, and a device may echo a password. Masked per
             # value so the line stays valid JSON.
-            masked = _masked(payload, self._secrets)
-            line = json.dumps({"ts": stamp, "event": kind, **masked}, default=str)
+            masked = _masked(entry.model_dump(mode="json", by_alias=True), self._secrets)
+            line = json.dumps(masked)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -76,22 +86,14 @@ class Journal:
         self.close()
 
 
-def _masked(value: Any, secrets: tuple[str, ...]) -> Any:
+JSON = str | int | float | bool | None | dict[str, "JSON"] | list["JSON"]
+
+
+def _masked(value: JSON, secrets: tuple[str, ...]) -> JSON:
     if isinstance(value, str):
         return mask_literals(value, secrets)
     if isinstance(value, dict):
         return {k: _masked(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return [_masked(v, secrets) for v in value]
     return value
-
-
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    """Every event of a journal; a torn last line (crash mid-write) is ignored."""
-    events: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            log.warning("ignoring a torn journal line in %s", path)
-    return events

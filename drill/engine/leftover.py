@@ -7,23 +7,25 @@ restores were proven), so the same list is right for a live run and for a dead o
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Protocol
+
+from drill.engine.records import RunRecord
+from drill.engine.rundir import RunDir
+from drill.engine.trace import Trace
 
 log = logging.getLogger(__name__)
 
 
 class _Engine(Protocol):
-    rundir: Any
+    rundir: RunDir
     run_id: str
-    record: Any
+    record: RunRecord
 
     def _note(self, text: str) -> None: ...
 
 
 def operator_notes(engine: _Engine) -> list[str]:
     """Add one loud note per host left changed (also on the console and in the report)."""
-    from drill.engine.resume import Trace
-
     # a note first: emitting it delivers the host results still queued for the journal
     engine._note("ROLLBACK INCOMPLETE: operator action needed")
     trace = Trace.read(engine.rundir.path)
@@ -49,7 +51,7 @@ def operator_notes(engine: _Engine) -> list[str]:
     return notes
 
 
-def _errors(record: Any, host: str) -> str:
+def _errors(record: RunRecord, host: str) -> str:
     """The last error a rollback step hit on ``host``."""
     for step in reversed(record.steps):
         result = step.hosts.get(host)

@@ -49,6 +49,7 @@ class Trigger(StrEnum):
     ROLLBACK_FAILED = "rollback_failed"
     DRY_RUN_DONE = "dry_run_done"
     DRY_RUN_FAILED = "dry_run_failed"
+    ROLL_BACK = "roll_back"  # drill abort of a dead run that got past its prechecks
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,13 @@ TRANSITIONS: tuple[Transition, ...] = (
     # Dry-run: prechecks for real, then "executing" only previews; it never changes a device.
     Transition(T.DRY_RUN_DONE, S.EXECUTING, S.DRY_RUN),
     Transition(T.DRY_RUN_FAILED, S.EXECUTING, S.DRY_RUN_FAILED),
+    # `drill abort` of a dead run: undo whatever it changed, also when its last state was a
+    # final one that needs the operator (stopped, rollback_failed) or it died before its
+    # run_ended line.
+    Transition(T.ROLL_BACK, S.PRECHECKING, S.ROLLING_BACK),
+    Transition(T.ROLL_BACK, S.SUCCEEDED, S.ROLLING_BACK),
+    Transition(T.ROLL_BACK, S.STOPPED, S.ROLLING_BACK),
+    Transition(T.ROLL_BACK, S.ROLLBACK_FAILED, S.ROLLING_BACK),
 )
 del T, S
 
@@ -111,10 +119,16 @@ Listener = Callable[[State, State, Trigger], None]
 
 
 class Lifecycle:
-    """One run's lifecycle. ``fire(trigger)`` moves it and tells the listeners."""
+    """One run's lifecycle. ``fire(trigger)`` moves it and tells the listeners.
 
-    def __init__(self, listeners: list[Listener] | None = None) -> None:
-        self.state: State = State.PENDING
+    ``initial``: where a dead run's journal left it (``drill resume``/``abort``); every later
+    change is a transition of the table.
+    """
+
+    def __init__(
+        self, listeners: list[Listener] | None = None, initial: State = State.PENDING
+    ) -> None:
+        self.state: State = initial
         self._listeners = list(listeners or [])
         self._machine = Machine(
             model=self,
@@ -123,7 +137,7 @@ class Lifecycle:
                 {"trigger": t.trigger.value, "source": t.source, "dest": t.dest}
                 for t in TRANSITIONS
             ],
-            initial=State.PENDING,
+            initial=initial,
             auto_transitions=False,
             ignore_invalid_triggers=False,
             model_attribute="state",

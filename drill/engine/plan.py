@@ -10,7 +10,7 @@ from typing import Any
 
 from drill.engine.context import LoadedRunbookLike
 from drill.engine.records import Phase
-from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, StepBase
+from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, Step
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Plan:
         }
 
 
-def _detail(step: StepBase, runbook: LoadedRunbookLike) -> str:
+def _detail(step: Step, runbook: LoadedRunbookLike) -> str:
     if isinstance(step, CheckSpec) and (step.http or step.traceroute):
         # Show what will really be fetched or traced, as validation rendered it.
         render = getattr(runbook, "render_check", None)
@@ -75,7 +75,7 @@ def _detail(step: StepBase, runbook: LoadedRunbookLike) -> str:
 def build_plan(runbook: LoadedRunbookLike) -> Plan:
     model = runbook.model
     plan = Plan(model.name, model.mode)
-    phases: list[tuple[Phase, Sequence[StepBase]]] = [
+    phases: list[tuple[Phase, Sequence[Step]]] = [
         (Phase.PRECHECK, model.prechecks),
         (Phase.STEP, model.steps),
         (Phase.POSTCHECK, model.postchecks),
@@ -89,7 +89,7 @@ def build_plan(runbook: LoadedRunbookLike) -> Plan:
                     phase,
                     number,
                     step.name,
-                    step.kind,  # type: ignore[attr-defined]
+                    step.kind,
                     hosts,
                     step.on_failure,
                     _detail(step, runbook),

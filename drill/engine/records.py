@@ -14,6 +14,7 @@ class Phase(StrEnum):
     POSTCHECK = "postcheck"
     ROLLBACK = "rollback"
     VERIFY = "verify"
+    REVERIFY = "reverify"  # resume: is the effect of the step a dead run was in already there?
 
 
 class StepStatus(StrEnum):

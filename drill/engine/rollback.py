@@ -17,9 +17,10 @@ from nornir.core.task import Task
 
 from drill.engine import deadman
 from drill.engine.context import StepContext
-from drill.engine.hosts import device, run_per_host
+from drill.engine.events import StepKey
+from drill.engine.hosts import device, journaled_commit, run_per_host
 from drill.engine.records import HostResult, StepRecord, StepStatus
-from drill.runbook.model import CommandStep, ConfigStep, StepBase
+from drill.runbook.model import CommandStep, ConfigStep, Step
 from drill.secrets import mask_secrets
 from drill.steps.base import StepOutcome
 
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 class Executed:
     """A step that ran (or started to): what the rollback needs to know about it."""
 
-    key: str
-    step: StepBase
+    key: StepKey
+    step: Step
     record: StepRecord
 
 
@@ -47,7 +48,7 @@ class RollbackAction:
 
 
 def restore_preconfig(
-    ctx: StepContext, key: str, hosts: list[str], name: str, revert_in: float | None = None
+    ctx: StepContext, key: StepKey, hosts: list[str], name: str, revert_in: float | None = None
 ) -> StepOutcome:
     saved = ctx.changes.preconfig.get(key, {})
     pending = ctx.changes.pending_confirm.get(key, set())
@@ -63,7 +64,8 @@ def restore_preconfig(
         dev.load_replace_candidate(config=saved[host].read_text(encoding="utf-8"))
         diff = dev.compare_config() or ""
         if diff.strip():
-            dev.commit_config()
+            with journaled_commit(ctx, host):
+                dev.commit_config()
         else:
             dev.discard_config()
         return HostResult(changed=bool(diff.strip()), diff=mask_secrets(diff, ctx.secrets))
@@ -78,8 +80,8 @@ def restore_preconfig(
 def actions_for(
     done: Executed,
     changed: list[str],
-    hosts_for: Callable[[StepBase], list[str]],
-    run_step: Callable[[StepBase, StepContext, list[str]], StepOutcome],
+    hosts_for: Callable[[Step], list[str]],
+    run_step: Callable[[Step, StepContext, list[str]], StepOutcome],
 ) -> list[RollbackAction]:
     step = done.step
     if isinstance(step, ConfigStep):
@@ -111,10 +113,10 @@ def actions_for(
 
 def _explicit(
     done: Executed,
-    steps: Sequence[StepBase],
+    steps: Sequence[Step],
     changed: list[str] | None,
-    hosts_for: Callable[[StepBase], list[str]],
-    run_step: Callable[[StepBase, StepContext, list[str]], StepOutcome],
+    hosts_for: Callable[[Step], list[str]],
+    run_step: Callable[[Step, StepContext, list[str]], StepOutcome],
 ) -> list[RollbackAction]:
     actions: list[RollbackAction] = []
     for rstep in steps:
@@ -125,10 +127,10 @@ def _explicit(
         else:
             hosts = list(changed or [])
 
-        def run(ctx: StepContext, rstep: StepBase = rstep, hosts: list[str] = hosts) -> StepOutcome:
+        def run(ctx: StepContext, rstep: Step = rstep, hosts: list[str] = hosts) -> StepOutcome:
             return run_step(rstep, ctx, hosts)
 
-        actions.append(RollbackAction(done, rstep.name, rstep.kind, hosts, run))  # type: ignore[attr-defined]
+        actions.append(RollbackAction(done, rstep.name, rstep.kind, hosts, run))
     return actions
 
 

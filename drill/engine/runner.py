@@ -1,5 +1,9 @@
-"""The step runner: drives the lifecycle through prechecks, steps, postchecks, rollback and
-verification, journaling every transition and host result as it happens."""
+"""The engine: drives the lifecycle through prechecks, steps, postchecks, rollback and
+verification, journaling every transition and host result as it happens.
+
+One engine for every start: a fresh run, or a dead run's :class:`~drill.engine.recovery.
+Recovery` (``drill resume`` continues it, ``drill abort`` rolls it back), in the dead run's
+directory and journal."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import contextlib
 import functools
 import getpass
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +22,7 @@ from nornir.core import Nornir
 
 from drill.engine import leftover, restore, signals
 from drill.engine import probes as probe_glue
-from drill.engine.context import LoadedRunbookLike, RunOptions, StepContext
+from drill.engine.context import LoadedRunbookLike, RunOptions, StepContext, StepScope
 from drill.engine.events import (
     EventBus,
     HostDone,
@@ -28,17 +33,19 @@ from drill.engine.events import (
     RunStarted,
     StateChanged,
     StepEnded,
+    StepKey,
     StepStarted,
 )
 from drill.engine.journal import Journal
-from drill.engine.machine import OUTCOME_OF, Lifecycle, State, Trigger
+from drill.engine.machine import FINAL_STATES, OUTCOME_OF, Lifecycle, State, Trigger
 from drill.engine.records import HostResult, Phase, RunRecord, StepRecord, StepStatus
+from drill.engine.recovery import Recovery, reverify, reverify_key
 from drill.engine.rollback import Executed, actions_for, skipped_note
 from drill.engine.rundir import RunDir, make_run_id
 from drill.errors import DrillError
-from drill.runbook.model import CommandStep, ConfigStep, StepBase
+from drill.runbook.model import CommandStep, ConfigStep, Step
 from drill.secrets import mask_secrets
-from drill.steps import HANDLERS
+from drill.steps import run_step
 from drill.steps.base import StepOutcome
 
 log = logging.getLogger(__name__)
@@ -75,7 +82,7 @@ def config_hosts(runbook: LoadedRunbookLike) -> list[str]:
     """Every host a config step of ``steps`` (or one of their rollback steps) may touch."""
     hosts: list[str] = []
 
-    def visit(steps: Sequence[StepBase]) -> None:
+    def visit(steps: Sequence[Step]) -> None:
         for step in steps:
             if isinstance(step, ConfigStep):
                 hosts.extend(runbook.hosts_for(step))
@@ -89,8 +96,9 @@ def config_hosts(runbook: LoadedRunbookLike) -> list[str]:
 
 
 class Engine:
-    """Runs one runbook once. ``run()`` returns the filled RunRecord; it never raises for a
-    failing drill (that is an outcome), only for bugs and unusable run directories."""
+    """Runs one runbook once, or finishes a dead run of it. ``run()`` returns the filled
+    RunRecord; it never raises for a failing drill (that is an outcome), only for bugs and
+    unusable run directories."""
 
     def __init__(
         self,
@@ -99,36 +107,31 @@ class Engine:
         options: RunOptions,
         observers: list[Observer] | None = None,
         config: EngineConfig | None = None,
+        *,
+        recovery: Recovery | None = None,
         rundir: RunDir | None = None,
     ) -> None:
-        """``rundir``: continue an existing run (``drill resume``/``abort``) in its directory
-        and journal instead of starting a new one."""
+        """``recovery`` with ``rundir``: continue a dead run (``drill resume``/``abort``) in
+        its directory and journal instead of starting a new one."""
+        if (recovery is None) != (rundir is None):
+            raise ValueError("a recovery needs the dead run's directory, and only it")
         self.runbook = runbook
         self.nr = nr
         self.options = options
         self.config = config or EngineConfig()
+        self.recovery = recovery
         model = runbook.model
         self.run_id = rundir.path.name if rundir else make_run_id(model.name)
         self.rundir = rundir or RunDir.create(self.run_id, self.config.state_base)
-        self.record = RunRecord(
-            run_id=self.run_id,
-            runbook_name=model.name,
-            runbook_path=str(runbook.path),
-            runbook_sha256=runbook.sha256,
-            mode=model.mode,
-            dry_run=options.dry_run,
-            operator=options.operator or _operator(),
-            change_id=options.change_id,
-            started=datetime.now(UTC),
-            rto_target_s=float(model.rto) if model.rto is not None else None,
-        )
+        self.record = _new_record(self.run_id, runbook, options)
         secrets = inventory_secrets(nr)
         if rundir is None:
             # The copy is for people reading the run; secrets in inline configs stay out.
             self.rundir.save_runbook(mask_secrets(runbook.text, secrets))
         self.journal = Journal(self.rundir.journal_path, secrets)
         self.bus = EventBus([self.journal, *(observers or [])])
-        self.lifecycle = Lifecycle([self._state_changed])
+        initial = recovery.state if recovery is not None else State.PENDING
+        self.lifecycle = Lifecycle([self._state_changed], initial=initial)
         self.ctx = StepContext(
             nr=nr,
             runbook=runbook,
@@ -138,32 +141,72 @@ class Engine:
             secrets=secrets,
         )
         self.progress = _Progress()
-        self.probes = probe_glue.Probes(model.probes)
+        # Probes measure a run's own traffic; a recovery cannot continue the dead run's.
+        self.probes = probe_glue.Probes(model.probes if recovery is None else [])
         self._rolling_back = False
+        if recovery is not None:
+            self._remember(recovery)
+
+    def _remember(self, recovery: Recovery) -> None:
+        """Put back in memory what the dead run had, as the journal tells it."""
+        changes = self.ctx.changes
+        if recovery.started is not None:
+            self.record.started = recovery.started
+        self.record.steps.extend(recovery.history)  # the report shows the whole run
+        self.progress.snapshots = dict(recovery.snapshots)
+        for key, saved in recovery.preconfig.items():
+            for host, path in saved.items():
+                changes.save_preconfig(key, host, path)
+        for key, committed in recovery.commits.items():
+            for host in committed:
+                changes.mark_commit(key, host)
+        for key, hosts in recovery.pending_confirm.items():
+            for host in hosts:
+                # unconfirmed commit-confirm: the rollback lets the driver cancel it
+                changes.mark_pending_confirm(key, host)
+        steps = self.runbook.model.steps
+        for key, rec in recovery.done:
+            if 1 <= key.index <= len(steps):
+                self.progress.executed.append(Executed(key, steps[key.index - 1], rec))
 
     # --- the run ----------------------------------------------------------------------
 
     def run(self) -> RunRecord:
-        hosts = sorted({h for s in self._all_steps() for h in self.ctx.hosts_for(s)})
-        self.bus.emit(RunStarted(self.record, str(self.rundir.path), hosts))
+        if self.recovery is None:
+            hosts = sorted({h for s in self._all_steps() for h in self.ctx.hosts_for(s)})
+            self.bus.emit(RunStarted(self.record, str(self.rundir.path), hosts))
+        else:
+            self._note(
+                f"{self.recovery.action} by pid {os.getpid()}: the run's process died in "
+                + self.recovery.died_in
+            )
         try:
             with self._signals():
-                self.lifecycle.fire(Trigger.START)
                 try:
-                    self._drive()
+                    self._begin()
                 except signals.LeaveChanged:
                     signals.leave_changed(self)
                 finally:
-                    self.record.probes = self.probes.stop(self.record.steps)
+                    if self.recovery is None:
+                        self.record.probes = self.probes.stop(self.record.steps)
         finally:
             self.record.ended = datetime.now(UTC)
             if self.lifecycle.state in OUTCOME_OF:
                 self.record.outcome = OUTCOME_OF[self.lifecycle.state]
-            self.bus.emit(RunEnded(self.record, {"state": self.lifecycle.state.value}))
+            self.bus.emit(RunEnded(self.record, self.lifecycle.state))
             self.bus.close()
             self.journal.close()
             self.nr.close_connections(on_good=True, on_failed=True)
         return self.record
+
+    def _begin(self) -> None:
+        if self.recovery is None:
+            self.lifecycle.fire(Trigger.START)
+            self._drive()
+        elif self.recovery.action == "abort":
+            self._abort()
+        else:
+            self._resume(self.recovery)
 
     def _drive(self) -> None:
         try:
@@ -211,13 +254,14 @@ class Engine:
 
     def _snapshot(self, hosts: list[str]) -> bool:
         rec = StepRecord("snapshot running configs", "snapshot", Phase.PRECHECK)
-        with self._step_scope("precheck:snapshot", rec, hosts):
-            paths, results = restore.snapshot(self.ctx, hosts)
+        key = StepKey(phase=Phase.PRECHECK, index=0, name="snapshot")
+        with self._step_scope(key, rec, hosts) as ctx:
+            paths, results = restore.snapshot(ctx, hosts)
             self.progress.snapshots = paths
             self._apply(rec, StepOutcome.from_hosts(results, "cannot snapshot"))
         return rec.status is StepStatus.OK
 
-    def _run_all(self, steps: Sequence[StepBase], phase: Phase) -> bool:
+    def _run_all(self, steps: Sequence[Step], phase: Phase) -> bool:
         """Every step of a check phase runs, so one report shows all that is wrong."""
         ok = True
         for index, step in enumerate(steps):
@@ -225,7 +269,7 @@ class Engine:
             ok = ok and rec.status is not StepStatus.FAILED
         return ok
 
-    def _verdict(self, step: StepBase, rec: StepRecord) -> Trigger | None:
+    def _verdict(self, step: Step, rec: StepRecord) -> Trigger | None:
         """How a step that ran ends execution: None goes on to the next step."""
         if rec.status is not StepStatus.FAILED:
             return None
@@ -237,18 +281,30 @@ class Engine:
         self.lifecycle.fire(Trigger.STEP_FAILED)
         return Trigger.STEP_FAILED
 
-    def _execute(self) -> Trigger | None:
-        """Run ``steps``; returns the trigger that ends execution badly, or None when the
-        postchecks pass."""
-        for index, step in enumerate(self.runbook.model.steps):
+    def _execute(self, start: int = 0, interrupted: StepKey | None = None) -> Trigger | None:
+        """Run ``steps`` from ``start`` (0-based), then the postchecks; returns the trigger
+        that ends execution badly, or None when the postchecks pass. ``interrupted``: the
+        step a dead run was in, re-verified before it is run again."""
+        steps = self.runbook.model.steps
+        for index in range(start, len(steps)):
+            step = steps[index]
             key = _key(Phase.STEP, index, step)
             rec = StepRecord(step.name, step.kind, Phase.STEP)
+            self.progress.executed = [e for e in self.progress.executed if e.key != key]
             self.progress.executed.append(Executed(key, step, rec))
+            if key == interrupted and isinstance(step, ConfigStep) and self._done(step, key):
+                rec.status, rec.message = StepStatus.OK, "resumed: effect verified, not repeated"
+                with self._step_scope(key, rec, self.ctx.hosts_for(step)):
+                    pass
+                continue
             self._run_step(step, Phase.STEP, index, rec)
             verdict = self._verdict(step, rec)
             if verdict is not None:
                 return verdict
         self.lifecycle.fire(Trigger.STEPS_DONE)
+        return self._postchecks()
+
+    def _postchecks(self) -> Trigger | None:
         passed = self._run_all(self.runbook.model.postchecks, Phase.POSTCHECK)
         # The interruption is part of the verdict: a probe over its limit fails the drill.
         self.record.probes = self.probes.stop(self.record.steps)
@@ -275,6 +331,60 @@ class Engine:
             self._skip(step, Phase.POSTCHECK, index, "dry-run: listed, not run")
         self.lifecycle.fire(Trigger.DRY_RUN_DONE if ok else Trigger.DRY_RUN_FAILED)
 
+    # --- recovery -------------------------------------------------------------------
+
+    def _resume(self, recovery: Recovery) -> None:
+        state = self.lifecycle.state
+        if state in (State.PENDING, State.PRECHECKING):
+            # Nothing was changed before the steps: start the drill over, from its prechecks.
+            self.record.steps.clear()
+            self.progress.executed.clear()
+            if state is State.PENDING:
+                self.lifecycle.fire(Trigger.START)
+            self._drive()
+        elif state is State.ROLLING_BACK:
+            self._rollback()
+        elif state is State.EXECUTING:
+            start, interrupted = recovery.next_index(), recovery.interrupted
+            self._settle(lambda: self._execute(start, interrupted))
+        elif state is State.POSTCHECKING:
+            self._settle(self._postchecks)
+        else:
+            self._note(f"nothing to resume in state {state.value}")
+
+    def _abort(self) -> None:
+        state = self.lifecycle.state
+        touched = self.recovery is not None and self.recovery.touched
+        if state is State.PENDING:
+            self.lifecycle.fire(Trigger.START)
+            state = self.lifecycle.state
+        if state is State.PRECHECKING and not touched:
+            self._note("aborted before any change: nothing to roll back")
+            self.lifecycle.fire(Trigger.ABORT)
+            return
+        if state in (State.EXECUTING, State.POSTCHECKING):
+            self.lifecycle.fire(Trigger.ABORT)
+        elif state in FINAL_STATES and Trigger.ROLL_BACK not in self.lifecycle.allowed():
+            self._note(f"nothing to roll back in state {state.value}")
+            return
+        elif state is not State.ROLLING_BACK:
+            # a final state without run_ended, or one left for the operator: roll back again
+            self.lifecycle.fire(Trigger.ROLL_BACK)
+        self._rollback()
+
+    def _done(self, step: ConfigStep, key: StepKey) -> bool:
+        """Re-verify the effect of the step the process died in (never repeat it blindly)."""
+        hosts = self.ctx.hosts_for(step)
+        rec = StepRecord(f"re-verify {step.name!r}", "check", Phase.REVERIFY)
+        with self._step_scope(reverify_key(key), rec, hosts) as ctx:
+            outcome = self._safe(lambda: reverify(step, ctx, hosts, rec.name), rec)
+            self._apply(rec, outcome)
+        self._note(
+            f"step {step.name!r} was in progress when the run died: its effect is "
+            + ("in place; not repeated" if outcome.ok else "not (fully) in place; running it again")
+        )
+        return outcome.ok
+
     # --- rollback -------------------------------------------------------------------
 
     def _rollback(self) -> None:
@@ -290,12 +400,12 @@ class Engine:
             note = skipped_note(done, changed)
             if note:
                 self._note(note)
-            actions = actions_for(done, changed, self.runbook.hosts_for, self._handler)
+            actions = actions_for(done, changed, self.runbook.hosts_for, run_step)
             for number, action in enumerate(actions):
                 rec = StepRecord(action.name, action.kind, Phase.ROLLBACK)
-                key = f"rollback:{done.key}:{number}"
-                with self._step_scope(key, rec, action.hosts):
-                    self._apply(rec, self._attempt(functools.partial(action.run, self.ctx), rec))
+                key = StepKey(phase=Phase.ROLLBACK, index=number, name=action.name, of=done.key)
+                with self._step_scope(key, rec, action.hosts) as ctx:
+                    self._apply(rec, self._attempt(functools.partial(action.run, ctx), rec))
                 failed = failed or rec.status is StepStatus.FAILED
         verified = self._run_all(self.runbook.model.prechecks, Phase.VERIFY)
         exact = self._prove_restore()
@@ -322,30 +432,27 @@ class Engine:
 
     # --- one step ------------------------------------------------------------------
 
-    def _handler(self, step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-        return HANDLERS[step.kind](step, ctx, hosts)  # type: ignore[attr-defined]
-
     def _run_step(
-        self, step: StepBase, phase: Phase, index: int, rec: StepRecord | None = None
+        self, step: Step, phase: Phase, index: int, rec: StepRecord | None = None
     ) -> StepRecord:
-        rec = rec or StepRecord(step.name, step.kind, phase)  # type: ignore[attr-defined]
+        rec = rec or StepRecord(step.name, step.kind, phase)
         rec.phase = phase
         key = _key(phase, index, step)
         if step.when_mode is not None and self.runbook.model.mode not in step.when_mode:
             return self._skip(step, phase, index, f"not in mode {self.runbook.model.mode}", rec)
         hosts = self.ctx.hosts_for(step)
-        own_timeout = step.kind in ("wait_until", "command")  # type: ignore[attr-defined]
-        with self._step_scope(key, rec, hosts):
+        own_timeout = step.kind in ("wait_until", "command")
+        with self._step_scope(key, rec, hosts) as ctx:
             # wait_until and command enforce their own timeout; for host steps it stops
             # hosts from starting late (a thread cannot be killed mid-call).
             if step.timeout is not None and not own_timeout:
-                self.ctx.deadline = time.monotonic() + float(step.timeout)
+                ctx.step.deadline = time.monotonic() + float(step.timeout)
             outcome = self._attempt(
-                lambda: self._handler(step, self.ctx, hosts),
+                lambda: run_step(step, ctx, hosts),
                 rec,
                 retries=step.retries,
                 hosts=hosts,
-                step=step,
+                retry=lambda targets: run_step(step, ctx, targets),
             )
             self._apply(rec, outcome)
         return rec
@@ -356,16 +463,16 @@ class Engine:
         rec: StepRecord,
         retries: int = 0,
         hosts: list[str] | None = None,
-        step: StepBase | None = None,
+        retry: Callable[[list[str]], StepOutcome] | None = None,
     ) -> StepOutcome:
         """Run a step; retry up to ``retries`` times, each time only on the hosts that failed."""
         outcome = self._safe(call, rec)
         tries = 1
-        while not outcome.ok and tries <= retries and step is not None:
+        while not outcome.ok and tries <= retries and retry is not None:
             tries += 1
             failing = [h for h in (hosts or []) if outcome.hosts.get(h, HostResult()).failed]
             targets = failing or list(hosts or [])
-            again = self._safe(functools.partial(self._handler, step, self.ctx, targets), rec)
+            again = self._safe(functools.partial(retry, targets), rec)
             outcome.hosts.update(again.hosts)
             outcome.status, outcome.message = again.status, again.message
             if again.ok:
@@ -390,9 +497,9 @@ class Engine:
         rec.message = outcome.message
 
     def _skip(
-        self, step: StepBase, phase: Phase, index: int, why: str, rec: StepRecord | None = None
+        self, step: Step, phase: Phase, index: int, why: str, rec: StepRecord | None = None
     ) -> StepRecord:
-        rec = rec or StepRecord(step.name, step.kind, phase)  # type: ignore[attr-defined]
+        rec = rec or StepRecord(step.name, step.kind, phase)
         rec.status, rec.message = StepStatus.SKIPPED, why
         with self._step_scope(_key(phase, index, step), rec, self.ctx.hosts_for(step)):
             pass
@@ -400,17 +507,16 @@ class Engine:
         return rec
 
     @contextlib.contextmanager
-    def _step_scope(self, key: str, rec: StepRecord, hosts: list[str]) -> Iterator[None]:
+    def _step_scope(self, key: StepKey, rec: StepRecord, hosts: list[str]) -> Iterator[StepContext]:
         """Journal the step BEFORE it runs and its end in ``finally``: an interrupted step
-        stays visible as ``interrupted``."""
+        stays visible as ``interrupted``. Yields the context the step runs in."""
         rec.started = datetime.now(UTC)
         self.record.steps.append(rec)
-        self.ctx.key, self.ctx.record = key, rec
-        self.ctx.reported = set()
+        scope = StepScope(key, rec)
         self.bus.emit(StepStarted(key, rec, hosts, self.options.dry_run))
         started = time.monotonic()
         try:
-            yield
+            yield self.ctx.within(scope)
         except BaseException:
             rec.status = StepStatus.INTERRUPTED
             rec.message = rec.message or "interrupted"
@@ -419,19 +525,19 @@ class Engine:
             rec.ended = datetime.now(UTC)
             log.debug("step %s took %.3fs", key, time.monotonic() - started)
             for host, result in rec.hosts.items():
-                if host not in self.ctx.reported:  # local steps, hosts never reached
+                if host not in scope.reported:  # local steps, hosts never reached
                     self.bus.emit(HostDone(key, rec, host, result))
-            self.ctx.record, self.ctx.deadline = None, None
+            scope.deadline = None
             self.bus.emit(StepEnded(key, rec))
 
     # --- plumbing -------------------------------------------------------------------
 
-    def _all_steps(self) -> list[StepBase]:
+    def _all_steps(self) -> list[Step]:
         model = self.runbook.model
         return [*model.prechecks, *model.steps, *model.postchecks]
 
     def _state_changed(self, source: State, dest: State, trigger: Trigger) -> None:
-        self.bus.emit(StateChanged(source.value, dest.value, trigger.value))
+        self.bus.emit(StateChanged(source, dest, trigger))
 
     def _note(self, text: str) -> None:
         self.record.notes.append(text)
@@ -446,8 +552,24 @@ class Engine:
             yield
 
 
-def _key(phase: Phase, index: int, step: StepBase) -> str:
-    return f"{phase.value}:{index + 1}:{step.name}"
+def _key(phase: Phase, index: int, step: Step) -> StepKey:
+    return StepKey(phase=phase, index=index + 1, name=step.name)
+
+
+def _new_record(run_id: str, runbook: LoadedRunbookLike, options: RunOptions) -> RunRecord:
+    model = runbook.model
+    return RunRecord(
+        run_id=run_id,
+        runbook_name=model.name,
+        runbook_path=str(runbook.path),
+        runbook_sha256=runbook.sha256,
+        mode=model.mode,
+        dry_run=options.dry_run,
+        operator=options.operator or _operator(),
+        change_id=options.change_id,
+        started=datetime.now(UTC),
+        rto_target_s=float(model.rto) if model.rto is not None else None,
+    )
 
 
 def _operator() -> str:

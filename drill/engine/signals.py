@@ -15,9 +15,12 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, Protocol
+from typing import Protocol
 
-from drill.engine.machine import State, Trigger
+from drill.engine.context import StepContext
+from drill.engine.machine import Lifecycle, State, Trigger
+from drill.engine.rundir import RunDir
+from drill.engine.trace import Trace
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +34,9 @@ class LeaveChanged(BaseException):
 
 class _Engine(Protocol):
     _rolling_back: bool
-    ctx: Any
-    lifecycle: Any
-    bus: Any
-    rundir: Any
+    ctx: StepContext
+    lifecycle: Lifecycle
+    rundir: RunDir
     run_id: str
 
     def _note(self, text: str) -> None: ...
@@ -95,8 +97,6 @@ def guard(
 
 def leave_changed(engine: _Engine) -> None:
     """Journal and print what is left changed, then end the run as ``rollback_failed``."""
-    from drill.engine.resume import Trace
-
     engine._note("stopped by the operator during the rollback: devices are LEFT CHANGED")
     left = Trace.read(engine.rundir.path).left_changed()
     for host, steps in sorted(left.items()):

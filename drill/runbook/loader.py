@@ -14,12 +14,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from drill.errors import Diagnostic, InputError
-from drill.runbook import validate
+from drill.runbook import templates, validate
 from drill.runbook.includes import OutsideTree, include_path
 from drill.runbook.inventory import Inventory, load_inventory
 from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, Runbook, Step
 from drill.runbook.schema_errors import schema_diagnostics
-from drill.runbook.templates import Origin, build_context, render
+from drill.runbook.templates import Origin
 from drill.runbook.walk import StepRef, iter_steps
 from drill.runbook.yamlpos import (
     JsonPath,
@@ -76,17 +76,12 @@ class LoadedRunbook:
         """Every host some step acts on."""
         return sorted({h for hosts in self._hosts.values() for h in hosts})
 
+    def host_view(self, host: str | None) -> dict[str, Any] | None:
+        return self.inventory.hosts[host].template_view() if host is not None else None
+
     def template_context(self, host: str | None) -> dict[str, Any]:
         """What templates see: vars, host (when given), mode, runbook."""
-        view = self.inventory.hosts[host].template_view() if host is not None else None
-        model = self.model
-        runbook = {
-            "name": model.name,
-            "description": model.description,
-            "owner": model.owner,
-            "mode": model.mode,
-        }
-        return build_context(vars_=self.vars, host=view, mode=model.mode, runbook=runbook)
+        return templates.runbook_context(self.model, self.vars, self.host_view(host))
 
     def config_source(self, step: ConfigStep) -> tuple[str, Origin]:
         """A config step's template text and where it lives (for located errors)."""
@@ -104,17 +99,18 @@ class LoadedRunbook:
     def render_config(self, step: ConfigStep, host: str) -> str:
         """The configuration a config step sends to host."""
         text, origin = self.config_source(step)
-        return render(text, self.template_context(host), origin=origin)
+        return templates.render_in(text, origin, self.model, self.vars, self.host_view(host))
 
     def render_check(self, spec: CheckSpec, host: str | None) -> CheckSpec:
         """A copy of a check (a check/wait_until step, or a config step's ``check``) whose
         string ``args``, ``commands``, ``http`` and ``traceroute`` are rendered for host."""
         base = self._spec_path(spec)
-        context = self.template_context(host)
+        view = self.host_view(host)
 
         def text(path: JsonPath, value: str) -> str:
             line, col = block_scalar_origin(self.parsed, (*base, *path))
-            return render(value, context, origin=Origin(str(self.path), line, col))
+            origin = Origin(str(self.path), line, col)
+            return templates.render_in(value, origin, self.model, self.vars, view)
 
         update: dict[str, Any] = {
             "args": {
@@ -132,11 +128,11 @@ class LoadedRunbook:
     def render_command(self, step: CommandStep) -> CommandStep:
         """A copy of a command step with ``argv`` and ``env`` values rendered (no host)."""
         base = self.ref_for(step).path
-        context = self.template_context(None)
 
         def text(path: JsonPath, value: str) -> str:
             line, col = block_scalar_origin(self.parsed, (*base, *path))
-            return render(value, context, origin=Origin(str(self.path), line, col))
+            origin = Origin(str(self.path), line, col)
+            return templates.render_in(value, origin, self.model, self.vars, None)
 
         argv = [text(("argv", i), a) for i, a in enumerate(step.argv)]
         env = {k: text(("env", k), v) for k, v in step.env.items()}

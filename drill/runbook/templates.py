@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 from jinja2.utils import missing
@@ -87,6 +87,44 @@ def build_context(
             view["data"] = Names.labelled("host.data", host["data"])
         context["host"] = view
     return context
+
+
+class RunbookFacts(Protocol):
+    """The parts of a runbook templates see as ``runbook`` and ``mode``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+
+
+def runbook_context(
+    runbook: RunbookFacts, vars_: Mapping[str, Any], host: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The one context of every template, at validation and at run time."""
+    facts = {
+        "name": runbook.name,
+        "description": runbook.description,
+        "owner": runbook.owner,
+        "mode": runbook.mode,
+    }
+    return build_context(vars_=vars_, host=host, mode=runbook.mode, runbook=facts)
+
+
+def render_in(
+    text: str,
+    origin: Origin,
+    runbook: RunbookFacts,
+    vars_: Mapping[str, Any],
+    host: Mapping[str, Any] | None,
+) -> str:
+    """THE render entry point: validation (drill.runbook.validate), the loaded runbook and
+    the steps at run time all render through it, so what validated is what runs."""
+    return render(text, runbook_context(runbook, vars_, host), origin=origin)
 
 
 def render(template_text: str, context: Mapping[str, Any], *, origin: Origin) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from drill.checks.assertions import PathError, parse_path
 from drill.errors import Diagnostic, InputError
-from drill.runbook import platforms
+from drill.runbook import platforms, templates
 from drill.runbook.includes import OutsideTree, include_path
 from drill.runbook.inventory import Inventory
 from drill.runbook.model import (
@@ -31,7 +31,7 @@ from drill.runbook.model import (
 )
 from drill.runbook.replace_safety import empty_problem
 from drill.runbook.schema_errors import describe
-from drill.runbook.templates import Origin, build_context, render
+from drill.runbook.templates import Origin
 from drill.runbook.walk import StepRef, iter_steps
 from drill.runbook.yamlpos import (
     JsonPath,
@@ -348,19 +348,12 @@ def _render_for_hosts(
     c: Checker, text: str, origin: Origin, hosts: list[str]
 ) -> dict[str | None, str]:
     """Render text for each host (or once without one); returns what rendered."""
-    runbook = {
-        "name": c.model.name,
-        "description": c.model.description,
-        "owner": c.model.owner,
-        "mode": c.model.mode,
-    }
     targets: list[str | None] = list(hosts) if hosts else [None]
     rendered: dict[str | None, str] = {}
     for host in targets:
         view = c.inventory.hosts[host].template_view() if host else None
-        context = build_context(vars_=c.vars, host=view, mode=c.model.mode, runbook=runbook)
         try:
-            rendered[host] = render(text, context, origin=origin)
+            rendered[host] = templates.render_in(text, origin, c.model, c.vars, view)
         except InputError as exc:
             for d in exc.diagnostics:
                 key = (d.file, d.line, d.col, d.message)

@@ -1,25 +1,43 @@
-"""Step kinds, one module each; :data:`HANDLERS` maps a step's ``kind`` to its runner."""
+"""Step kinds, one module each; :func:`run_step` hands a step to the handler of its kind.
+
+The dispatch is a ``match`` over the step union, so each handler is typed with its own step
+class and mypy checks that every kind has one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import assert_never
 
 from drill.engine.context import StepContext
-from drill.runbook.model import StepBase
+from drill.runbook.model import (
+    ApprovalStep,
+    CheckStep,
+    CommandStep,
+    ConfigStep,
+    PauseStep,
+    Step,
+    ValidateStep,
+    WaitUntilStep,
+)
 from drill.steps import approval, check, command, config, pause, validate, wait_until
 from drill.steps.base import StepOutcome
 
-Handler = Callable[[StepBase, StepContext, list[str]], StepOutcome]
 
-HANDLERS: dict[str, Handler] = {
-    "config": config.run,
-    "check": check.run,
-    "wait_until": wait_until.run,
-    "validate": validate.run,
-    "pause": pause.run,
-    "approval": approval.run,
-    "command": command.run,
-}
-
-# Kinds that only read: in dry-run everything else inside `steps` is listed, not run.
-READ_ONLY_KINDS = frozenset({"check", "wait_until", "validate"})
+def run_step(step: Step, ctx: StepContext, hosts: list[str]) -> StepOutcome:
+    match step:
+        case ConfigStep():
+            return config.run(step, ctx, hosts)
+        case CheckStep():
+            return check.run(step, ctx, hosts)
+        case WaitUntilStep():
+            return wait_until.run(step, ctx, hosts)
+        case ValidateStep():
+            return validate.run(step, ctx, hosts)
+        case PauseStep():
+            return pause.run(step, ctx, hosts)
+        case ApprovalStep():
+            return approval.run(step, ctx, hosts)
+        case CommandStep():
+            return command.run(step, ctx, hosts)
+        case _:
+            assert_never(step)

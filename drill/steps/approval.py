@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 
 from drill.engine.context import StepContext
-from drill.runbook.model import ApprovalStep, StepBase
+from drill.runbook.model import ApprovalStep
 from drill.steps.base import StepOutcome
 
 log = logging.getLogger(__name__)
 
 
-def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-    assert isinstance(step, ApprovalStep)
+def run(step: ApprovalStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     if ctx.options.assume_yes:
         return StepOutcome(message="approved by --yes")
     ask = ctx.options.confirm

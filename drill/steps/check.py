@@ -21,7 +21,7 @@ from drill.checks.assertions import evaluate
 from drill.engine.context import StepContext
 from drill.engine.hosts import device, run_per_host
 from drill.engine.records import HostResult
-from drill.runbook.model import CheckSpec, StepBase
+from drill.runbook.model import CheckSpec, CheckStep
 from drill.steps import vantage
 from drill.steps.base import StepOutcome
 from drill.steps.render import render_spec
@@ -70,8 +70,7 @@ def check_hosts(ctx: StepContext, spec: CheckSpec, hosts: list[str], name: str) 
     return StepOutcome.from_hosts(results)
 
 
-def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-    assert isinstance(step, CheckSpec)
+def run(step: CheckStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     return run_spec(step, ctx, hosts, step.name)
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 from drill.engine.context import StepContext
 from drill.engine.records import HostResult
-from drill.runbook.model import CommandStep, StepBase
+from drill.runbook.model import CommandStep
 from drill.secrets import mask_secrets
 from drill.steps import vantage
 from drill.steps.base import StepOutcome
@@ -18,8 +18,7 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT = 4000
 
 
-def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-    assert isinstance(step, CommandStep)
+def run(step: CommandStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     where = step.from_ or "local"
     cwd = str(ctx.runbook.path.parent / step.cwd) if step.cwd else str(ctx.runbook.path.parent)
     timeout = float(step.timeout) if step.timeout else None

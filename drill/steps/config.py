@@ -20,17 +20,16 @@ from drill.engine.events import CommitDone, CommitStarted, PreConfigSaved
 from drill.engine.hosts import device, fresh_device, run_per_host
 from drill.engine.records import HostResult
 from drill.runbook import replace_safety
-from drill.runbook.model import ConfigStep, StepBase
+from drill.runbook.model import ConfigStep
 from drill.secrets import mask_secrets
 from drill.steps import check
-from drill.steps.base import StepOutcome, host_view
-from drill.steps.render import render_for_host
+from drill.steps.base import StepOutcome
+from drill.steps.render import render_config
 
 log = logging.getLogger(__name__)
 
 
-def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-    assert isinstance(step, ConfigStep)
+def run(step: ConfigStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     if not hosts:
         return StepOutcome.failed("a config step needs hosts ('on')")
     size = step.batch or len(hosts)
@@ -65,14 +64,7 @@ def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
 
 
 def render_for(task: Task, step: ConfigStep, ctx: StepContext) -> str:
-    loader_render = getattr(ctx.runbook, "render_config", None)
-    if loader_render is not None:
-        # The loader knows where an inline config sits in the YAML: errors point there.
-        return str(loader_render(step, task.host.name))
-    model = ctx.runbook.model
-    return render_for_host(
-        step, ctx.runbook.path, host_view(task.host), ctx.runbook.vars, model.mode, model.name
-    )
+    return render_config(step, ctx.runbook, task.host)
 
 
 def apply(task: Task, step: ConfigStep, ctx: StepContext) -> HostResult:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 
 from drill.engine.context import StepContext
-from drill.runbook.model import PauseStep, StepBase
+from drill.runbook.model import PauseStep
 from drill.steps.base import StepOutcome
 
 log = logging.getLogger(__name__)
 
 
-def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-    assert isinstance(step, PauseStep)
+def run(step: PauseStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     if ctx.abort.wait(float(step.duration)):
         return StepOutcome.failed("aborted during pause")
     return StepOutcome(message=f"paused {step.duration}")

@@ -14,14 +14,13 @@ from nornir.core.task import Task
 from drill.engine.context import StepContext
 from drill.engine.hosts import device, run_per_host
 from drill.engine.records import HostResult
-from drill.runbook.model import StepBase, ValidateStep
+from drill.runbook.model import ValidateStep
 from drill.steps.base import StepOutcome
 
 log = logging.getLogger(__name__)
 
 
-def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-    assert isinstance(step, ValidateStep)
+def run(step: ValidateStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     if not hosts:
         return StepOutcome.failed("a validate step needs hosts ('on')")
     path = ctx.runbook.path.parent / step.file

@@ -6,21 +6,21 @@ import logging
 import time
 
 from drill.engine.context import StepContext
-from drill.runbook.model import StepBase, WaitUntilStep
+from drill.runbook.model import WaitUntilStep
 from drill.steps import check
 from drill.steps.base import StepOutcome
 
 log = logging.getLogger(__name__)
 
 
-def run(step: StepBase, ctx: StepContext, hosts: list[str]) -> StepOutcome:
-    assert isinstance(step, WaitUntilStep)
+def run(step: WaitUntilStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:
     # A poll that fails is not news; only the final state per host is reported.
-    ctx.quiet = True
+    scope = ctx.step
+    scope.quiet = True
     try:
         return _poll(step, ctx, hosts)
     finally:
-        ctx.quiet = False
+        scope.quiet = False
 
 
 def _poll(step: WaitUntilStep, ctx: StepContext, hosts: list[str]) -> StepOutcome:

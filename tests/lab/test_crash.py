@@ -6,9 +6,15 @@ check while the device's revert timer runs), then
 or its post-drill running config (normalized), never a mix, and the journal must say which:
 ``succeeded`` = all post-drill, ``rolled_back`` = all pre-drill.
 
-The kill point comes from the TEST-ONLY hook ``DRILL_TEST_CRASH_AT=<event>:<step>[@s]``
-(drill/engine/faults_hooks.py). The matrix (points tried / consistent) is printed at the end
-and written to ``$DRILL_CRASH_MATRIX`` (default: the pytest tmp dir) as JSON.
+Then the second matrix: recovery survives its own crash. A dead run's ``drill resume`` or
+``drill abort`` is itself killed at one of its own journal boundaries (the re-verification,
+each rollback commit, inside a rollback commit on the device, the restore proof), and the
+same command is run again; the same rule holds.
+
+The kill point comes from the TEST-ONLY hook ``DRILL_TEST_CRASH_AT=<event>:<step>[@s]`` of
+tests/lab/faultdrill.py (the drill command with fault hooks; the shipped ``drill`` ignores the
+variable). The matrices (points tried / consistent) are printed at the end and written to
+``$DRILL_CRASH_MATRIX`` (default: the pytest tmp dir) as JSON.
 
     flock /tmp/drill-lab.lock .venv/bin/pytest -s tests/lab/test_crash.py
 """
@@ -32,6 +38,7 @@ from drill.runbook.loader import load_runbook
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
+FAULTDRILL = Path(__file__).resolve().parent / "faultdrill.py"
 DATA = Path(__file__).parent / "data"
 BOOKS = {
     "dc1-to-dc2": REPO / "runbooks" / "dc1-to-dc2.yml",
@@ -62,7 +69,7 @@ def _points(book: Path) -> list[str]:
             points.append(f"committed:{step.name}")
             if getattr(step, "confirm", None) is not None:
                 # committed with the device's revert timer armed, the confirm check starting
-                points += [f"fresh_session:{host}" for host in hosts]
+                points += [f"fresh_session:{ADDRESS[host]}" for host in hosts]
     if model.postchecks:
         points.append(f"step_started:{model.postchecks[0].name}")
     return points
@@ -70,6 +77,26 @@ def _points(book: Path) -> list[str]:
 
 CASES = [(name, point) for name, book in BOOKS.items() for point in _points(book)]
 RESULTS: list[dict[str, Any]] = []
+SECOND: list[dict[str, Any]] = []
+
+# (first kill of `drill run`, action, kill of that action at one of its own boundaries)
+GATEWAY, SERVICE, DRAIN = "move-gateway-to-dc2-edge", "move-service-to-app2", "drain-dc1-inbound"
+IN_SECOND_COMMIT = f"device_apply:{ADDRESS['dc2-edge']}@{MID_APPLY_S}"
+ALL_CHANGED = f"step_ended:{SERVICE}"
+SECOND_CASES = [
+    # the reproduced bug: killed in the 2nd commit, then resume killed while re-verifying
+    (IN_SECOND_COMMIT, "resume", f"step_started:re-verify {GATEWAY!r}"),
+    (IN_SECOND_COMMIT, "resume", f"step_ended:re-verify {GATEWAY!r}"),
+    (IN_SECOND_COMMIT, "resume", f"step_started:{SERVICE}"),
+    (IN_SECOND_COMMIT, "resume", f"device_apply:{ADDRESS['app2']}@{MID_APPLY_S}"),
+    # abort killed at each rollback commit, inside one on the device, and in the proof
+    (ALL_CHANGED, "abort", f"commit_started:restore config before {SERVICE!r}"),
+    (ALL_CHANGED, "abort", f"device_apply:{ADDRESS['app2']}@{MID_APPLY_S}"),
+    (ALL_CHANGED, "abort", f"committed:restore config before {GATEWAY!r}"),
+    (ALL_CHANGED, "abort", f"commit_started:restore config before {DRAIN!r}"),
+    (ALL_CHANGED, "abort", "step_started:bgp-sessions-established"),
+    (ALL_CHANGED, "abort", "restore:app2"),
+]
 
 
 def drill(*args: str, state: Path, crash: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -77,7 +104,8 @@ def drill(*args: str, state: Path, crash: str | None = None) -> subprocess.Compl
     env.pop("DRILL_TEST_CRASH_AT", None)
     if crash:
         env["DRILL_TEST_CRASH_AT"] = crash
-    argv = [sys.executable, "-m", "drill", *args]
+    entry = [str(FAULTDRILL)] if crash else ["-m", "drill"]
+    argv = [sys.executable, *entry, *args]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
@@ -144,7 +172,7 @@ def states(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 
 def _print_matrix(base: Path) -> None:
-    if not RESULTS:
+    if not RESULTS and not SECOND:
         return
     tried = len(RESULTS)
     consistent = sum(1 for r in RESULTS if r["consistent"])
@@ -155,9 +183,22 @@ def _print_matrix(base: Path) -> None:
             f"{r['outcome']:<12} "
             f"{r['devices']:<6} {'ok' if r['consistent'] else 'MIX/WRONG'}"
         )
+    second_ok = sum(1 for r in SECOND if r["consistent"])
+    lines.append(f"second crashes (recovery killed): {len(SECOND)} tried, {second_ok} consistent")
+    for r in SECOND:
+        lines.append(
+            f"  {r['point']:<34} {r['action']:<6} killed at {r['second_point']:<58} exit "
+            f"{r['exit']}  {r['outcome']:<12} {r['devices']:<6} "
+            f"{'ok' if r['consistent'] else 'MIX/WRONG'}"
+        )
     print("\n" + "\n".join(lines))
     target = Path(os.environ.get("DRILL_CRASH_MATRIX", str(base / "crash-matrix.json")))
-    summary = {"tried": tried, "consistent": consistent, "runs": RESULTS}
+    summary = {
+        "tried": tried,
+        "consistent": consistent,
+        "runs": RESULTS,
+        "second": {"tried": len(SECOND), "consistent": second_ok, "runs": SECOND},
+    }
     target.write_text(json.dumps(summary, indent=2))
     print(f"written to {target}")
 
@@ -237,5 +278,53 @@ def test_crash_then_recover(
         assert json.loads(drill("status", run_id, "--json", state=state).stdout)[0]["state"] == (
             outcome
         )
+    finally:
+        put_back(lab, expected_states["before"])
+
+
+@pytest.mark.parametrize(("point", "action", "second"), SECOND_CASES)
+def test_recovery_killed_then_recovered_again(
+    lab: Any, states: dict[str, Any], tmp_path: Path, point: str, action: str, second: str
+) -> None:
+    expected_states = states["dc1-to-dc2"]
+    state = tmp_path / "state"
+    book = BOOKS["dc1-to-dc2"]
+    try:
+        crashed = drill("run", str(book), "-i", str(INVENTORY), "--yes", state=state, crash=point)
+        assert crashed.returncode == -9, f"the hook did not fire at {point}"
+        run_id = json.loads(drill("status", "--json", state=state).stdout)[0]["run_id"]
+        killed = drill(action, run_id, state=state, crash=second)
+        assert killed.returncode == -9, (
+            f"the hook did not fire at {second}: {killed.stderr[-3000:]}"
+        )
+        listed = json.loads(drill("status", run_id, "--json", state=state).stdout)
+        assert listed[0]["state"].startswith("dead in "), listed
+        again = drill(action, run_id, "--json", state=state)
+        summary = json.loads(again.stdout) if again.stdout.strip() else {}
+        outcome = summary.get("outcome", "none")
+        journal = state / "runs" / run_id / "journal.jsonl"
+        last = json.loads(journal.read_text().splitlines()[-1])
+        now = configs(lab)
+        devices = _which(now, expected_states)
+        expected = {"resume": "after", "abort": "before"}[action]
+        consistent = devices == expected and last.get("outcome") == outcome
+        SECOND.append(
+            {
+                "point": point,
+                "action": action,
+                "second_point": second,
+                "exit": again.returncode,
+                "outcome": outcome,
+                "devices": devices,
+                "consistent": consistent,
+            }
+        )
+        assert "Traceback" not in again.stderr + killed.stderr, again.stderr[-3000:]
+        assert last["event"] == "run_ended" and last["outcome"] == outcome
+        assert outcome == {"resume": "succeeded", "abort": "rolled_back"}[action], again.stderr[
+            -3000:
+        ]
+        assert consistent, {n: now[n] == expected_states["before"][n] for n in NODES}
+        assert not timers(lab), "revert timers still armed"
     finally:
         put_back(lab, expected_states["before"])

@@ -3,7 +3,8 @@ management cut, devices unreachable in the middle of a run, SIGTERM/SIGINT, secr
 output, snapshot modes and SSH host-key checks.
 
 Faults come from ``drill lab fault`` (management blackhole), injected at an exact point of a
-run by the TEST-ONLY hook ``DRILL_TEST_EXEC_AT`` (drill/engine/faults_hooks.py).
+run by the TEST-ONLY hook ``DRILL_TEST_EXEC_AT`` of tests/lab/faultdrill.py (the drill
+command with fault hooks; the shipped ``drill`` ignores those variables).
 
     flock /tmp/drill-lab.lock .venv/bin/pytest -s tests/lab/test_reliability.py
 """
@@ -100,13 +101,14 @@ class Drill:
         for name in ("DRILL_TEST_CRASH_AT", "DRILL_TEST_EXEC_AT", "DRILL_TEST_EXEC"):
             self.env.pop(name, None)
 
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "drill", *args]
+    def argv(self, *args: str, hooked: bool = False) -> list[str]:
+        entry = [str(Path(__file__).parent / "faultdrill.py")] if hooked else ["-m", "drill"]
+        return [sys.executable, *entry, *args]
 
     def run(self, book: str, *extra: str, env: dict[str, str] | None = None) -> Any:
         argv = self.argv(
             "run", str(DATA / book), "-i", str(self.inventory), "--yes",
-            "--report-dir", str(self.reports), *extra,
+            "--report-dir", str(self.reports), *extra, hooked=bool(env),
         )  # fmt: skip
         return subprocess.run(
             argv, capture_output=True, text=True, env={**self.env, **(env or {})},
@@ -146,12 +148,13 @@ def test_mgmt_cut_after_commit_confirm_device_reverts_itself(
     seen = len(revert_lines(lab, "dc2-edge"))
     env = {
         **drill.env,
-        "DRILL_TEST_EXEC_AT": "fresh_session:dc2-edge",
+        # the driver names a device by its address
+        "DRILL_TEST_EXEC_AT": f"fresh_session:{lab.mgmt_ip('dc2-edge')}",
         "DRILL_TEST_EXEC": fault_command("dc2-edge"),
     }
     argv = drill.argv(
         "run", str(DATA / "rel-deadman.yml"), "-i", str(inventory), "--yes",
-        "--report-dir", str(drill.reports),
+        "--report-dir", str(drill.reports), hooked=True,
     )  # fmt: skip
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -15,11 +15,16 @@ from pathlib import Path
 import pytest
 
 from drill.engine.context import RunOptions
-from drill.engine.journal import read_journal
 from drill.engine.records import Outcome, Phase, RunRecord, StepStatus
 from drill.engine.runner import Engine, EngineConfig
 from drill.errors import ExitCode
 from drill.report.facts import exit_code_for
+
+
+def read_journal(path: Path) -> list[dict[str, object]]:
+    """The journal's lines as plain JSON objects (what a person or jq sees)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
 
 fake_napalm = importlib.import_module("engine_data.fake_napalm")  # see conftest.py
 harness = importlib.import_module("engine_data.harness")
@@ -513,7 +518,8 @@ steps:
     assert shown and all(harness.PASSWORD not in text for text in shown)
     events = [json.loads(line) for line in text.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "run_started" and kinds[-1] == "run_ended"
+    assert kinds[:2] == ["journal", "run_started"] and kinds[-1] == "run_ended"
+    assert events[0]["version"] == 2  # the schema version, first
     started = kinds.index("step_started", kinds.index("state"))
     commit = kinds.index("commit_started")
     assert started < kinds.index("preconfig") < commit < kinds.index("committed")
@@ -789,3 +795,21 @@ def test_cli_run_exit_codes(cli_dir: Path, net: Network) -> None:
     assert (cli_dir / "junit.xml").exists()
     runs = sorted((cli_dir / "state" / "runs").iterdir())
     assert len(runs) == 3 and all((r / "report.json").exists() for r in runs)
+
+
+def test_test_hook_variables_do_nothing_in_a_production_run(
+    cli_dir: Path, net: Network, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Through the real entry point: the fault hooks live in tests/lab/faultdrill.py only."""
+    from drill.cli.app import main
+
+    marker = tmp_path / "hook-ran"
+    monkeypatch.setenv("DRILL_TEST_EXEC_AT", "step_started:*")
+    monkeypatch.setenv("DRILL_TEST_EXEC", f"touch {marker}")
+    monkeypatch.setenv("DRILL_TEST_CRASH_AT", "step_started:*")  # would SIGKILL pytest
+    monkeypatch.setattr("sys.argv", ["drill", "run", str(cli_dir / "runbook.yml"), "--json"])
+    with pytest.raises(SystemExit) as done:
+        main()
+    assert done.value.code == 0
+    assert not marker.exists()
+    assert net.boxes["r1"].running[-1] == "priority 50"

@@ -37,7 +37,7 @@ from nornir.plugins.runners import ThreadedRunner  # noqa: F401
 import drill.cli.app
 import drill.cli.recovery_commands
 import drill.cli.run_commands
-import drill.engine.resume
+import drill.engine.recovery
 import drill.engine.runner
 import drill.report.console
 import drill.report.junit

@@ -29,6 +29,7 @@ from drill.engine.events import (
     StepEnded,
     StepStarted,
 )
+from drill.engine.machine import State
 from drill.engine.records import (
     HostResult,
     Outcome,
@@ -469,7 +470,7 @@ def test_observer_plugs_into_the_engine_event_bus() -> None:
     bus.emit(SnapshotTaken("r3", "/run/x", error="timeout Lab-Pw-77"))
     bus.emit(RestoreChecked("r2", record.restore["r2"]))
     bus.emit(Note("r2 left changed"))
-    bus.emit(RunEnded(record))  # the CLI prints the summary itself
+    bus.emit(RunEnded(record, State.SUCCEEDED))  # the CLI prints the summary itself
     text = out.getvalue()
     assert "prechecks -> running" in text
     assert "traffic-via-dc2 (wait_until)" in text and "traffic-via-dc2 FAILED" in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,18 @@ import pytest
 
 from drill.engine.context import RunOptions
 from drill.engine.events import Event
-from drill.engine.journal import read_journal
 from drill.engine.records import Outcome
-from drill.engine.resume import RecoveryEngine, Trace, check_recoverable, run_info
+from drill.engine.recovery import Action, Recovery
 from drill.engine.runner import Engine, EngineConfig
+from drill.engine.runs import check_recoverable, run_info
+from drill.engine.trace import Trace
 from drill.errors import RefusedError
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The journal's lines as plain JSON objects (what a person or jq sees)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
 
 fake_napalm = importlib.import_module("engine_data.fake_napalm")  # see conftest.py
 harness = importlib.import_module("engine_data.harness")
@@ -81,8 +89,9 @@ class CrashAt:
         self.kind, self.name, self.fired = kind, name, False
 
     def notify(self, event: Event) -> None:
-        payload = event.payload()
-        if not self.fired and event.kind == self.kind and payload.get("name") == self.name:
+        entry = event.entry()
+        name = getattr(entry, "name", None) or getattr(getattr(entry, "step", None), "name", None)
+        if not self.fired and event.kind == self.kind and name == self.name:
             self.fired = True
             raise Crash
 
@@ -116,20 +125,28 @@ def _cut(path: Path, kind: str, name: str) -> None:
     kept: list[str] = []
     for line in path.read_text().splitlines(keepends=True):
         kept.append(line)
-        if f'"event": "{kind}"' in line and f'"name": "{name}"' in line:
+        entry = json.loads(line)
+        if entry["event"] == kind and entry.get("name") == name:
             break
     path.write_text("".join(kept))
 
 
-def recover(loaded: Any, engine: Engine, action: str) -> tuple[Any, RecoveryEngine]:
-    again = RecoveryEngine(
+def recovering(
+    loaded: Any, engine: Engine, action: Action, observers: list[Any] | None = None
+) -> Engine:
+    return Engine(
         loaded,
         harness.nornir_for(HOSTS),
         RunOptions(assume_yes=True),
-        engine.rundir,
-        action,  # type: ignore[arg-type]
+        observers=observers,
         config=EngineConfig(handle_signals=False),
+        recovery=Recovery.of(Trace.read(engine.rundir.path), action),
+        rundir=engine.rundir,
     )
+
+
+def recover(loaded: Any, engine: Engine, action: Action) -> tuple[Any, Engine]:
+    again = recovering(loaded, engine, action)
     return again.run(), again
 
 
@@ -228,14 +245,8 @@ def test_abort_before_any_change(tmp_path: Path, net: Any) -> None:
 def test_crash_during_rollback_then_resume_finishes_it(tmp_path: Path, net: Any) -> None:
     loaded, engine = crash(tmp_path, "step_ended", "tag r2")
     # first recovery dies in the middle of its rollback
-    again = RecoveryEngine(
-        loaded,
-        harness.nornir_for(HOSTS),
-        RunOptions(assume_yes=True),
-        engine.rundir,
-        "abort",
-        observers=[CrashAt("step_ended", "restore config before 'tag r2'")],
-        config=EngineConfig(handle_signals=False),
+    again = recovering(
+        loaded, engine, "abort", [CrashAt("step_ended", "restore config before 'tag r2'")]
     )
     with pytest.raises(Crash):
         again.run()

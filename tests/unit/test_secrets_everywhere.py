@@ -18,8 +18,9 @@ from rich.console import Console
 
 from drill.engine.context import RunOptions
 from drill.engine.events import Event
-from drill.engine.resume import RecoveryEngine
+from drill.engine.recovery import Recovery
 from drill.engine.runner import Engine, EngineConfig, inventory_secrets
+from drill.engine.trace import Trace
 from drill.report.console import ConsoleObserver
 from drill.report.junit import write_junit
 from drill.report.report import write_report
@@ -141,7 +142,7 @@ class Crash(BaseException):
 
 class CrashAfterFirstCommit:
     def notify(self, event: Event) -> None:
-        if event.kind == "step_ended" and event.payload()["name"] == "peer":
+        if event.kind == "step_ended" and event.entry().model_dump().get("name") == "peer":
             raise Crash
 
 
@@ -152,14 +153,14 @@ def test_no_secret_after_resume(tmp_path: Path, net: Any, caplog: pytest.LogCapt
     engine = engine_for(tmp_path, text, out, CrashAfterFirstCommit())
     with pytest.raises(Crash):
         engine.run()
-    again = RecoveryEngine(
+    again = Engine(
         engine.runbook,
         harness.nornir_for(HOSTS),
         RunOptions(assume_yes=True),
-        engine.rundir,
-        "resume",
         observers=[out.observer],
         config=EngineConfig(handle_signals=False),
+        recovery=Recovery.of(Trace.read(engine.rundir.path), "resume"),
+        rundir=engine.rundir,
     )
     record = again.run()
     out.finish(again, record)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import signal
 import threading
@@ -17,9 +18,14 @@ import pytest
 
 from drill.engine.context import RunOptions
 from drill.engine.events import Event
-from drill.engine.journal import read_journal
 from drill.engine.records import Outcome
 from drill.engine.runner import Engine, EngineConfig
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The journal's lines as plain JSON objects (what a person or jq sees)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
 
 fake_napalm = importlib.import_module("engine_data.fake_napalm")  # see conftest.py
 harness = importlib.import_module("engine_data.harness")
@@ -60,7 +66,11 @@ class SignalAt:
         self.phase, self.sig, self.left = phase, sig, times
 
     def notify(self, event: Event) -> None:
-        if self.left and event.kind == "step_started" and event.payload()["phase"] == self.phase:
+        if (
+            self.left
+            and event.kind == "step_started"
+            and event.entry().model_dump()["phase"] == self.phase
+        ):
             self.left -= 1
             os.kill(os.getpid(), self.sig)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 import re
 import shlex
 import time
@@ -67,15 +66,6 @@ _MAX_PING_COUNT = 100
 _MAX_PROBE_TIMEOUT = 60
 _MAX_TRACEROUTE_HOPS = 30
 _RESTORE_PASSES = 3
-
-
-def _test_hook(point: str, host: str) -> None:
-    """TEST-ONLY: lets the crash matrix stop the controller while a device applies a commit
-    (drill/engine/faults_hooks.py). A no-op unless those test variables are set."""
-    if "DRILL_TEST_CRASH_AT" in os.environ or "DRILL_TEST_EXEC_AT" in os.environ:
-        from drill.engine import faults_hooks
-
-        faults_hooks.point(point, host)
 
 
 def _settings(
@@ -499,7 +489,6 @@ class FRRDriver(NetworkDriver):  # type: ignore[misc]
 
     def _apply(self) -> list[str]:
         """Apply the candidate; return the device's complaints (empty when all went in)."""
-        _test_hook("device_apply", self.hostname)
         candidate = shlex.quote(self.paths.candidate)
         if not self._replace:
             rc, output = self._sh(f"vtysh -f {candidate}")

@@ -22,7 +22,8 @@ from nornir.core.plugins.connections import ConnectionPluginRegister
 from nornir.plugins.runners import ThreadedRunner
 from ruamel.yaml import YAML
 
-from drill.runbook.model import Runbook, StepBase
+from drill.runbook.model import ConfigStep, Runbook, StepBase
+from drill.runbook.templates import Origin
 from engine_data import fake_napalm
 
 PASSWORD = "s3cret-pass"
@@ -38,6 +39,12 @@ class FakeLoaded:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def config_source(self, step: ConfigStep) -> tuple[str, Origin]:
+        if step.template is not None:
+            path = self.path.parent / step.template
+            return path.read_text(encoding="utf-8"), Origin(str(path))
+        return step.config or "", Origin(str(self.path))
 
     def hosts_for(self, step: StepBase) -> list[str]:
         hosts: list[str] = []
