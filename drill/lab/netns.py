@@ -111,19 +111,29 @@ def netns_pids(netns: str) -> list[int]:
 
 
 def kill_namespace_processes(
-    namespaces: list[str], grace: float = 3.0, reap: float = 5.0
+    namespaces: list[str], grace: float = 3.0, reap: float = 5.0, rounds: int = 3
 ) -> list[int]:
     """End every process inside the lab's namespaces and wait until they are gone.
 
     SIGTERM, then SIGKILL for what is left after ``grace``, then wait up to ``reap`` more.
     Gone means the whole thread group has exited (a pidfd turns readable), not merely that
     the main thread is a zombie: zebra's main thread exits while its dataplane thread still
-    tears down, and a caller that then looks for ``zebra`` must not find it.
-    Returns the pids still there when the time is up (none, normally).
+    tears down, and a caller that then looks for ``zebra`` must not find it. The namespaces
+    are looked at again afterwards (an sshd may have forked a session meanwhile), up to
+    ``rounds`` times. Returns the pids still there when the time is up (none, normally).
     """
-    present = existing_netns()
-    pids = {pid for ns in namespaces if ns in present for pid in netns_pids(ns)}
-    pids.discard(os.getpid())
+    survivors: set[int] = set()
+    for _ in range(rounds):
+        present = existing_netns()
+        pids = {pid for ns in namespaces if ns in present for pid in netns_pids(ns)}
+        pids -= survivors | {os.getpid()}
+        if not pids:
+            break
+        survivors |= _end(pids, grace, reap)
+    return sorted(survivors)
+
+
+def _end(pids: set[int], grace: float, reap: float) -> set[int]:
     procs = {pid: fd for pid in pids if (fd := _pidfd(pid)) is not None}
     try:
         for fd in procs.values():
@@ -135,7 +145,7 @@ def kill_namespace_processes(
         left = _wait_gone({pid: procs[pid] for pid in left}, reap)
         for pid in left:
             log.warning("pid %d still there %.0f s after SIGKILL", pid, reap)
-        return sorted(left)
+        return left
     finally:
         for fd in procs.values():
             os.close(fd)
