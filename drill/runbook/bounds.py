@@ -35,8 +35,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 log = logging.getLogger(__name__)
 
 MAX_ITERATIONS: Final = 1_000_000
-MAX_SECONDS: Final = 5.0
-MAX_SIZE: Final = 4_000_000
+MAX_SECONDS: Final = 2.0
+MAX_SIZE: Final = 2_000_000
 MAX_WIDTH: Final = 10_000
 MAX_INT_BITS: Final = 100_000
 MAX_LIPSUM: Final = 100

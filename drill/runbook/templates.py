@@ -154,11 +154,11 @@ def render(template_text: str, context: Mapping[str, Any], *, origin: Origin) ->
         found = name.group(1) if name else None
         raise InputError([_diagnostic(origin, template_text, line, found, message)]) from None
     except TemplateLimit as exc:
-        message = f"template exceeds a limit: {exc}"
+        message = f"{LIMIT_MESSAGE}: {exc}"
         line = _template_line(exc)
         raise InputError([_diagnostic(origin, template_text, line, None, message)]) from None
     except (RecursionError, MemoryError) as exc:
-        message = f"template exceeds a limit: {_LIMIT_WORDS[type(exc)]}"
+        message = f"{LIMIT_MESSAGE}: {_LIMIT_WORDS[type(exc)]}"
         raise InputError([_diagnostic(origin, template_text, 1, None, message)]) from None
     except Exception as exc:  # user expressions can raise anything (TypeError, ZeroDivision...)
         line = _template_line(exc)
@@ -166,6 +166,7 @@ def render(template_text: str, context: Mapping[str, Any], *, origin: Origin) ->
         raise InputError([_diagnostic(origin, template_text, line, None, message)]) from None
 
 
+LIMIT_MESSAGE = "template exceeds a limit"
 _LIMIT_WORDS: dict[type[BaseException], str] = {
     RecursionError: "recursion too deep",
     MemoryError: "out of memory",

@@ -31,7 +31,7 @@ from drill.runbook.model import (
 )
 from drill.runbook.replace_safety import empty_problem
 from drill.runbook.schema_errors import describe
-from drill.runbook.templates import Origin
+from drill.runbook.templates import LIMIT_MESSAGE, Origin
 from drill.runbook.walk import StepRef, iter_steps
 from drill.runbook.yamlpos import (
     JsonPath,
@@ -355,6 +355,7 @@ def _render_for_hosts(
         try:
             rendered[host] = templates.render_in(text, origin, c.model, c.vars, view)
         except InputError as exc:
+            over = any(LIMIT_MESSAGE in d.message for d in exc.diagnostics)
             for d in exc.diagnostics:
                 key = (d.file, d.line, d.col, d.message)
                 if key in c._rendered:
@@ -363,6 +364,8 @@ def _render_for_hosts(
                 per_host = host and not d.message.startswith("template syntax")
                 suffix = f" (rendering for host '{host}')" if per_host else ""
                 c.diagnostics.append(Diagnostic(d.file, d.line, d.col, d.message + suffix))
+            if over:
+                break  # a template over a limit is over it for every host: say it once
     return rendered
 
 
