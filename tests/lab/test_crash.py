@@ -185,7 +185,9 @@ def _print_matrix(base: Path) -> None:
         )
     second_ok = sum(1 for r in SECOND if r["consistent"])
     if SECOND:
-        lines.append(f"second crashes (recovery killed): {len(SECOND)} tried, {second_ok} ok")
+        lines.append(
+            f"second crashes (recovery killed): {len(SECOND)} tried, {second_ok} consistent"
+        )
     for r in SECOND:
         lines.append(
             f"  {r['point']:<34} {r['action']:<6} killed at {r['second_point']:<58} exit "
