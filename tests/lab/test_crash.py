@@ -176,7 +176,7 @@ def _print_matrix(base: Path) -> None:
         return
     tried = len(RESULTS)
     consistent = sum(1 for r in RESULTS if r["consistent"])
-    lines = [f"crash matrix: {tried} points tried, {consistent} consistent"]
+    lines = [f"crash matrix: {tried} points tried, {consistent} consistent"] if RESULTS else []
     for r in RESULTS:
         lines.append(
             f"  {r['runbook']:<13} {r['point']:<50} {r['action']:<6} exit {r['exit']}  "
@@ -184,7 +184,10 @@ def _print_matrix(base: Path) -> None:
             f"{r['devices']:<6} {'ok' if r['consistent'] else 'MIX/WRONG'}"
         )
     second_ok = sum(1 for r in SECOND if r["consistent"])
-    lines.append(f"second crashes (recovery killed): {len(SECOND)} tried, {second_ok} consistent")
+    if SECOND:
+        lines.append(
+            f"second crashes (recovery killed): {len(SECOND)} tried, {second_ok} consistent"
+        )
     for r in SECOND:
         lines.append(
             f"  {r['point']:<34} {r['action']:<6} killed at {r['second_point']:<58} exit "
