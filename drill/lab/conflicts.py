@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from pathlib import Path
 
 from drill.errors import LabError
 from drill.lab.netns import existing_netns, host_ifaces
@@ -80,18 +81,28 @@ def _check_names(plan: LabPlan) -> None:
             )
 
 
-def check_no_clash(plan: LabPlan, own: LabState | None) -> None:
-    """Raise LabError naming what ``plan`` would clash with; return when nothing does."""
-    present = existing_netns()
+def check_same_lab(plan: LabPlan, own: LabState | None) -> None:
+    """Refuse to act on a lab of the same name that is up from another topology file.
+
+    A recorded file that no longer exists cannot be taken down by its own path, so then
+    this one may act on it.
+    """
     if (
         own is not None
         and own.topology != str(plan.topology_path)
-        and any(ns in present for ns in own.netns)
+        and Path(own.topology).exists()
+        and any(ns in existing_netns() for ns in own.netns)
     ):
         raise LabError(
-            f"lab name `{plan.name}` is already up from {own.topology}; "
-            f"take that one down first (drill lab down {own.topology})"
+            f"lab name `{plan.name}` is up from {own.topology}, not from "
+            f"{plan.topology_path}: use that file (drill lab down {own.topology})"
         )
+
+
+def check_no_clash(plan: LabPlan, own: LabState | None) -> None:
+    """Raise LabError naming what ``plan`` would clash with; return when nothing does."""
+    check_same_lab(plan, own)
+    present = existing_netns()
     ours_ns = set(plan.netns_names)
     ours_if = set(host_ifaces(plan))
     for other in _other_states(plan):

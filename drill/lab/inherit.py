@@ -24,6 +24,15 @@ def _mapping(value: Any) -> CommentedMap | None:
     return value if isinstance(value, CommentedMap) else None
 
 
+def _level(table: CommentedMap, name: Any) -> CommentedMap | None:
+    """``table[name]`` when ``name`` is a string naming a mapping there (bad input: None)."""
+    return _mapping(table.get(name)) if isinstance(name, str) else None
+
+
+def _name(level: CommentedMap | None, key: str) -> Any:
+    return level.get(key) if level is not None else None
+
+
 @dataclass(frozen=True)
 class Layers:
     """The four levels a node's settings come from; absent levels are None."""
@@ -83,21 +92,19 @@ def node_layers(topo: CommentedMap, raw: CommentedMap) -> Layers:
     groups = _mapping(topo.get("groups")) or CommentedMap()
     kinds = _mapping(topo.get("kinds")) or CommentedMap()
     kind = raw.get("kind")
-    if not kind and raw.get("group") is not None:
-        own_group = _mapping(groups.get(raw.get("group")))
-        kind = own_group.get("kind") if own_group is not None else None
-    if not kind and defaults is not None and defaults.get("group") is not None:
-        default_group = _mapping(groups.get(defaults.get("group")))
-        kind = default_group.get("kind") if default_group is not None else None
+    if not kind:
+        kind = _name(_level(groups, raw.get("group")), "kind")
+    if not kind and defaults is not None:
+        kind = _name(_level(groups, defaults.get("group")), "kind")
     if not kind and defaults is not None:
         kind = defaults.get("kind")
-    kind_level = _mapping(kinds.get(kind)) if isinstance(kind, str) else None
+    kind_level = _level(kinds, kind)
     group = raw.get("group")
     if group is None and kind_level is not None:
         group = kind_level.get("group")
     if group is None and defaults is not None:
         group = defaults.get("group")
-    group_level = _mapping(groups.get(group)) if isinstance(group, str) else None
+    group_level = _level(groups, group)
     return Layers(raw, group_level, kind_level, defaults, kind, group)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from drill.errors import DrillError, LabError
 from drill.lab import health, netns
-from drill.lab.conflicts import check_no_clash
+from drill.lab.conflicts import check_no_clash, check_same_lab
 from drill.lab.inventory import try_write_inventory
 from drill.lab.node import LAB_PASSWORD, LAB_USER, NodeRuntime
 from drill.lab.plan import LabPlan, derive_plan
@@ -82,6 +82,7 @@ class Lab:
         require_root("drill lab up")
         started = time.monotonic()
         with lab_lock(self.plan):
+            check_same_lab(self.plan, load_state(self.plan))
             if self._is_up_and_current():
                 inventory = try_write_inventory(self.plan, LAB_USER, LAB_PASSWORD)
                 return UpResult(True, time.monotonic() - started, inventory)
@@ -155,7 +156,9 @@ class Lab:
     def down(self) -> None:
         require_root("drill lab down")
         with lab_lock(self.plan):
-            self._teardown(load_state(self.plan))
+            state = load_state(self.plan)
+            check_same_lab(self.plan, state)
+            self._teardown(state)
 
     def _teardown(self, state: LabState | None) -> None:
         """Remove everything a (possibly half-made) lab has: works from the plan alone too."""

@@ -327,7 +327,9 @@ class _NodeContext:
         r = self.r
         group = raw.get("group")
         groups = self.topo.get("groups")
-        if group is not None and not (isinstance(groups, dict) and group in groups):
+        if group is not None and not (
+            isinstance(group, str) and isinstance(groups, dict) and group in groups
+        ):
             r.error(raw, "group", f"node `{name}`: no group `{group}` in topology.groups")
             return None
         kind = layers.kind_name
@@ -436,7 +438,7 @@ class _NodeContext:
 
     def _exec(self, name: str, layers: Layers) -> Iterator[str]:
         for item, level in layers.list_items("exec"):
-            if not isinstance(item, str):
+            if not isinstance(item, str) or not isinstance(level.get("exec"), list):
                 self.r.error(level, "exec", f"node `{name}`: `exec` must be a list of commands")
                 continue
             yield self.magic(item, name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from drill.errors import LabError
 from drill.lab.lab import Lab
 from drill.lab.netns import existing_netns, host_ifaces
 from drill.lab.status import lab_status
@@ -307,6 +309,34 @@ def test_two_labs_up_at_the_same_time(ospf: Lab) -> None:
             if not was_up:
                 two_dc.down()
     assert pings(ospf, "h1", HOSTS["h2"]), "taking two-dc down left this lab alone"
+
+
+def _copy(tmp_path: Path, name: str, replace: dict[str, str]) -> Path:
+    copy = tmp_path / name
+    shutil.copytree(TOPOLOGY.parent, copy, ignore=shutil.ignore_patterns("clab-*"))
+    topo = copy / TOPOLOGY.name
+    text = topo.read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    topo.write_text(text)
+    return topo
+
+
+def test_a_clashing_copy_is_refused_and_touches_nothing(ospf: Lab, tmp_path: Path) -> None:
+    before = _lab_pids(ospf)
+    same_name = Lab(_copy(tmp_path, "same-name", {}))
+    with pytest.raises(LabError, match=r"is up from .*ospf\.clab\.yml"):
+        same_name.up()
+    with pytest.raises(LabError, match="is up from"):
+        same_name.down()  # would otherwise tear down the lab that is up
+    same_subnet = Lab(_copy(tmp_path, "same-subnet", {"name: drill-ospf": "name: ospf-copy"}))
+    with pytest.raises(LabError) as info:
+        same_subnet.up()
+    assert f"198.18.4.1/24 on host interface {ospf.plan.mgmt_bridge}" in str(info.value)
+    assert not [ns for ns in existing_netns() if ns.startswith("ospf-copy-")]
+    assert not same_subnet.plan.run_dir.exists()
+    assert _lab_pids(ospf) == before
+    assert pings(ospf, "h1", HOSTS["h2"])
 
 
 def _lab_pids(lab: Lab) -> set[int]:
