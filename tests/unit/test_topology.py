@@ -944,3 +944,52 @@ def test_written_inventory_loads_in_nornir(tmp_path: Path, monkeypatch: pytest.M
     optional = r2.get_connection_parameters("napalm").extras["optional_args"]
     assert optional["known_hosts_file"] == "/run/drill/lab/drill-ospf/known_hosts"
     assert sorted(hosts["h1"]["addresses"]) == ["203.0.113.2"]
+
+
+def _mutations(doc: Any, rng: Any) -> Any:
+    """``doc`` with 1-3 values replaced by ill-typed ones, or keys removed."""
+    import copy
+
+    values: list[Any] = [None, 1, "x", [], {}, ["a"], {"a": 1}, True, "198.18.4.300", "a:b",
+                         {"frr": {"daemons": "ospfd"}}, [1, 2], "-"]  # fmt: skip
+
+    def paths(obj: Any, prefix: tuple[Any, ...] = ()) -> Any:
+        yield prefix
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(
+            obj, list) else ()  # fmt: skip
+        for key, value in items:
+            yield from paths(value, (*prefix, key))
+
+    doc = copy.deepcopy(doc)
+    every = [p for p in paths(doc) if p]
+    for _ in range(rng.randint(1, 3)):
+        path = rng.choice(every)
+        parent = doc
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if isinstance(parent, dict) and rng.random() < 0.2:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = copy.deepcopy(rng.choice(values))
+        except (KeyError, IndexError, TypeError):
+            continue
+    return doc
+
+
+def test_mutated_topologies_give_located_errors_never_a_traceback(tmp_path: Path) -> None:
+    import random
+    import shutil
+
+    shutil.copytree(OSPF_DIR / "configs", tmp_path / "configs")
+    base = yaml.safe_load((OSPF_DIR / "ospf.clab.yml").read_text())
+    rng = random.Random(16)
+    errors = 0
+    for _ in range(120):
+        path = _write(tmp_path, yaml.safe_dump(_mutations(base, rng)))
+        try:
+            derive_plan(load_topology(path))
+        except InputError as exc:
+            errors += 1
+            assert all(d.line >= 1 and d.message for d in exc.diagnostics), str(exc)
+    assert errors > 20  # the mutations do break files: the check above is exercised
