@@ -81,27 +81,30 @@ def _check_names(plan: LabPlan) -> None:
             )
 
 
-def check_same_lab(plan: LabPlan, own: LabState | None) -> None:
-    """Refuse to act on a lab of the same name that is up from another topology file.
+def check_same_lab(plan: LabPlan, own: LabState | None, digest: str) -> None:
+    """Refuse to replace a lab of the same name that is up from a *different* topology.
 
-    A recorded file that no longer exists cannot be taken down by its own path, so then
-    this one may act on it.
+    An identical copy (another checkout of the same files) is the same lab: it may reuse or
+    rebuild it as before. A recorded file that no longer exists cannot be brought down by
+    its own path, so then this one may act on it. ``down`` acts by name, as containerlab's
+    destroy does.
     """
     if (
         own is not None
         and own.topology != str(plan.topology_path)
+        and own.digest != digest
         and Path(own.topology).exists()
         and any(ns in existing_netns() for ns in own.netns)
     ):
         raise LabError(
-            f"lab name `{plan.name}` is up from {own.topology}, not from "
-            f"{plan.topology_path}: use that file (drill lab down {own.topology})"
+            f"lab name `{plan.name}` is up from {own.topology}, a different topology: "
+            f"take it down first (drill lab down {own.topology}) or rename this lab"
         )
 
 
-def check_no_clash(plan: LabPlan, own: LabState | None) -> None:
+def check_no_clash(plan: LabPlan, own: LabState | None, digest: str) -> None:
     """Raise LabError naming what ``plan`` would clash with; return when nothing does."""
-    check_same_lab(plan, own)
+    check_same_lab(plan, own, digest)
     present = existing_netns()
     ours_ns = set(plan.netns_names)
     ours_if = set(host_ifaces(plan))

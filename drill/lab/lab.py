@@ -82,11 +82,11 @@ class Lab:
         require_root("drill lab up")
         started = time.monotonic()
         with lab_lock(self.plan):
-            check_same_lab(self.plan, load_state(self.plan))
+            check_same_lab(self.plan, load_state(self.plan), self.digest())
             if self._is_up_and_current():
                 inventory = try_write_inventory(self.plan, LAB_USER, LAB_PASSWORD)
                 return UpResult(True, time.monotonic() - started, inventory)
-            check_no_clash(self.plan, load_state(self.plan))
+            check_no_clash(self.plan, load_state(self.plan), self.digest())
             self._teardown(load_state(self.plan))
             try:
                 self._build()
@@ -156,9 +156,7 @@ class Lab:
     def down(self) -> None:
         require_root("drill lab down")
         with lab_lock(self.plan):
-            state = load_state(self.plan)
-            check_same_lab(self.plan, state)
-            self._teardown(state)
+            self._teardown(load_state(self.plan))
 
     def _teardown(self, state: LabState | None) -> None:
         """Remove everything a (possibly half-made) lab has: works from the plan alone too."""
