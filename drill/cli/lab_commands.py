@@ -39,6 +39,10 @@ def up(
         typer.echo(f"lab {lab.name} is already up")
     else:
         typer.echo(f"lab {lab.name} is up and converged in {result.seconds:.1f} s")
+    if result.inventory is not None:
+        typer.echo(
+            f"nornir inventory: {result.inventory}/ (hosts.yaml, groups.yaml, defaults.yaml)"
+        )
 
 
 @lab_app.command("down")

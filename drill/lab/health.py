@@ -150,7 +150,7 @@ def problems(plan: LabPlan, lab: dict[str, NodeHealth]) -> list[str]:
         found += [
             f"{name}: BGP peer {p} is {s}" for p, s in health.bgp.items() if s != "Established"
         ]
-        if any(d.name == "bgpd" for d in node.daemons) and not health.bgp:
+        if node.expects_bgp_peers and not health.bgp:
             found.append(f"{name}: no BGP peers yet")
         found += [f"{name}: BFD peer {p} is {s}" for p, s in health.bfd.items() if s != "up"]
         expect = node.labels.get("drill.probe-expect")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from drill.errors import DrillError, LabError
 from drill.lab import health, hostprep, netns
-from drill.lab.node import LAB_PASSWORD, NodeRuntime
+from drill.lab.conflicts import check_no_clash, check_same_lab
+from drill.lab.inventory import try_write_inventory
+from drill.lab.node import LAB_PASSWORD, LAB_USER, NodeRuntime
 from drill.lab.plan import LabPlan, derive_plan
 from drill.lab.privileges import require_root
 from drill.lab.sh import run
@@ -33,6 +35,7 @@ UP_TIMEOUT = 30.0
 class UpResult:
     already_up: bool
     seconds: float
+    inventory: Path | None = None  # the generated nornir inventory (clab-<name>/inventory)
 
 
 class Lab:
@@ -70,7 +73,9 @@ class Lab:
         h = hashlib.sha256(self.topology.path.read_bytes())
         for node in self.topology.nodes.values():
             for bind in node.binds:
-                h.update(bind.source.read_bytes())
+                if bind.source.is_file():
+                    h.update(bind.source.read_bytes())
+            h.update((node.startup_config or "").encode())
         return h.hexdigest()
 
     # --- up -----------------------------------------------------------------------------
@@ -79,8 +84,11 @@ class Lab:
         require_root("drill lab up")
         started = time.monotonic()
         with lab_lock(self.plan):
+            check_same_lab(self.plan, load_state(self.plan), self.digest())
             if self._is_up_and_current():
-                return UpResult(True, time.monotonic() - started)
+                inventory = try_write_inventory(self.plan, LAB_USER, LAB_PASSWORD)
+                return UpResult(True, time.monotonic() - started, inventory)
+            check_no_clash(self.plan, load_state(self.plan), self.digest())
             self._teardown(load_state(self.plan))
             try:
                 self._build()
@@ -96,7 +104,8 @@ class Lab:
             if state is not None:
                 state.converged = True
                 save_state(self.plan, state)
-        return UpResult(False, time.monotonic() - started)
+            inventory = try_write_inventory(self.plan, LAB_USER, LAB_PASSWORD)
+        return UpResult(False, time.monotonic() - started, inventory)
 
     def _is_up_and_current(self) -> bool:
         state = load_state(self.plan)

@@ -87,6 +87,8 @@ class NodeRuntime:
         # A home of its own: SSH sessions must not run the host's dotfiles (a host's
         # `pyenv init` in /root/.bashrc, killed mid-rehash, once locked every node's shell).
         (self.dir / "home").mkdir(mode=0o700, exist_ok=True)
+        for filename, text in self.node.etc_texts:
+            (etc / filename).write_text(text)
         for bind in self.node.etc_files:
             dest = etc / bind.target.removeprefix("/etc/frr/")
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -255,10 +257,11 @@ class NodeRuntime:
     def run_exec_lines(self, pid: int) -> None:
         """The topology's ``exec:`` lines, in order, as containerlab runs them after start."""
         with open(self.dir / "exec.log", "a") as out:
-            for line in self.node.exec:
+            env = [f"{k}={v}" for k, v in self.node.env]
+            for line in self.node.startup_commands:
                 out.write(f"$ {line}\n")
                 out.flush()
-                argv = self.enter_argv(shlex.split(line), pid)
+                argv = self.enter_argv(["env", *env, *shlex.split(line)], pid)
                 try:
                     proc = subprocess.run(
                         argv,

@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drill.errors import InputError
 from drill.lab.nodefiles import (
+    DEFAULT_FRR_CONF,
     Address,
     Daemon,
     VrrpGroup,
@@ -20,14 +22,18 @@ from drill.lab.nodefiles import (
     frr_addresses,
     frr_vrrp_groups,
     parse_daemons,
+    render_daemons,
 )
-from drill.lab.topology import Bind, Topology
+from drill.lab.topology import Bind, Node, Topology
 
 log = logging.getLogger(__name__)
 
 RUN_ROOT = Path("/run/drill/lab")
 FRR_ETC = "/etc/frr"
 MGMT_IFACE = "eth0"  # as in containerlab: eth0 is the management interface
+# containerlab's frr kind: FRR programs routes, the kernel forwards only if asked to.
+_ROUTER_BGP = re.compile(r"^router bgp\b", re.MULTILINE)
+FRR_KIND_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class VethPlan:
 class NodePlan:
     name: str
     netns: str
-    kind: str  # "linux" or "bridge"
+    kind: str  # "linux", "bridge" or "frr"
     mgmt: ipaddress.IPv4Interface | None = None
     mgmt_host_iface: str | None = None
     daemons: tuple[Daemon, ...] = ()
@@ -63,10 +69,25 @@ class NodePlan:
     exec: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     bridge_ports: tuple[str, ...] = ()
+    etc_texts: tuple[tuple[str, str], ...] = ()  # (file under /etc/frr, content), generated
+    sysctls: tuple[tuple[str, str], ...] = ()  # set before the exec lines run
+    env: tuple[tuple[str, str], ...] = ()  # environment of the exec lines
+    group: str | None = None
+    bgp_configured: bool = False  # frr.conf has a `router bgp`
 
     @property
     def runs_frr(self) -> bool:
         return bool(self.daemons)
+
+    @property
+    def expects_bgp_peers(self) -> bool:
+        """bgpd runs with a BGP config (containerlab's default starts bgpd without one)."""
+        return self.bgp_configured and any(d.name == "bgpd" for d in self.daemons)
+
+    @property
+    def startup_commands(self) -> tuple[str, ...]:
+        """What runs in the node once FRR is up: its sysctls, then its ``exec:`` lines."""
+        return tuple(f"sysctl -q -w {k}={v}" for k, v in self.sysctls) + self.exec
 
     @property
     def is_bridge(self) -> bool:
@@ -89,6 +110,16 @@ class LabPlan:
     @property
     def known_hosts(self) -> Path:
         return self.run_dir / "known_hosts"
+
+    @property
+    def lab_dir(self) -> Path:
+        """``clab-<name>/`` beside the topology file, as containerlab names its lab directory."""
+        return self.topology_path.parent / f"clab-{self.name}"
+
+    @property
+    def inventory_dir(self) -> Path:
+        """Where ``lab up`` writes the generated nornir SimpleInventory."""
+        return self.lab_dir / "inventory"
 
     def node_dir(self, node: str) -> Path:
         return self.run_dir / node
@@ -118,47 +149,84 @@ def host_prefix(lab: str) -> str:
     return "d" + hashlib.sha1(lab.encode()).hexdigest()[:6]
 
 
+def mgmt_bridge_name(topology: Topology) -> str:
+    """The host bridge of the lab's management network, named after the lab.
+
+    Not after ``mgmt.network``: containerlab lets labs that name the same network share it
+    (its default ``clab`` is shared by all), and a copied lab keeps its original's network
+    name. A bridge per lab name keeps two labs from ever reusing each other's bridge.
+    """
+    return f"{host_prefix(topology.name)}-mgmt"
+
+
+def _frr_files(node: Node) -> tuple[tuple[tuple[str, str], ...], str, tuple[Daemon, ...]]:
+    """Generated /etc/frr files, the effective frr.conf, and the daemons to start."""
+    daemons_bind = node.bind_for(f"{FRR_ETC}/daemons")
+    conf_bind = node.bind_for(f"{FRR_ETC}/frr.conf")
+    texts: list[tuple[str, str]] = []
+    conf = ""
+    daemons_text = ""
+    if node.kind == "frr":
+        conf = node.startup_config if node.startup_config is not None else DEFAULT_FRR_CONF
+        daemons_text = render_daemons(node.frr_daemons)
+        texts = [("frr.conf", conf), ("daemons", daemons_text)]
+    # A bind onto /etc/frr/... wins over the generated file, as its mount would in Docker.
+    if conf_bind:
+        conf = conf_bind.source.read_text()
+    if daemons_bind:
+        daemons_text = daemons_bind.source.read_text()
+    return tuple(texts), conf, parse_daemons(daemons_text) if daemons_text else ()
+
+
+def _node_plan(topology: Topology, node: Node, index: int, prefix: str) -> NodePlan:
+    etc_files = tuple(b for b in node.binds if b.target.startswith(FRR_ETC + "/"))
+    mounts = tuple(b for b in node.binds if not b.target.startswith(FRR_ETC + "/"))
+    etc_texts, conf, daemons = _frr_files(node)
+    if node.kind == "bridge" and len(node.name) > 15:
+        raise InputError(
+            f"{topology.path}:{node.line}:1: error: bridge name `{node.name}` "
+            "is longer than 15 characters"
+        )
+    mgmt = None
+    if node.mgmt_ipv4 is not None:
+        mgmt = ipaddress.IPv4Interface(f"{node.mgmt_ipv4}/{topology.mgmt_subnet.prefixlen}")
+    sysctls = {**(FRR_KIND_SYSCTLS if node.kind == "frr" else {}), **node.sysctls}
+    return NodePlan(
+        name=node.name,
+        netns=f"{topology.name}-{node.name}",
+        kind=node.kind,
+        mgmt=mgmt,
+        mgmt_host_iface=f"{prefix}-m{index}" if mgmt else None,
+        daemons=daemons,
+        etc_files=etc_files,
+        mounts=mounts,
+        addresses=tuple(frr_addresses(conf) + exec_addresses(node.exec)),
+        vrrp=tuple(frr_vrrp_groups(conf)),
+        exec=node.exec,
+        labels=dict(node.labels),
+        bridge_ports=tuple(
+            ep.iface
+            for link in topology.links_of(node.name)
+            for ep in (link.a, link.b)
+            if ep.node == node.name
+        )
+        if node.kind == "bridge"
+        else (),
+        etc_texts=etc_texts,
+        sysctls=tuple(sysctls.items()) if node.kind != "bridge" else (),
+        env=tuple(node.env.items()),
+        group=node.group,
+        bgp_configured=bool(_ROUTER_BGP.search(conf)),
+    )
+
+
 def derive_plan(topology: Topology) -> LabPlan:
     """The namespaces, links and addresses the built-in backend realizes for ``topology``."""
     prefix = host_prefix(topology.name)
-    nodes: dict[str, NodePlan] = {}
-    for index, node in enumerate(topology.nodes.values()):
-        etc_files = tuple(b for b in node.binds if b.target.startswith(FRR_ETC + "/"))
-        mounts = tuple(b for b in node.binds if not b.target.startswith(FRR_ETC + "/"))
-        daemons_bind = node.bind_for(f"{FRR_ETC}/daemons")
-        conf_bind = node.bind_for(f"{FRR_ETC}/frr.conf")
-        daemons = parse_daemons(daemons_bind.source.read_text()) if daemons_bind else ()
-        conf = conf_bind.source.read_text() if conf_bind else ""
-        if node.kind == "bridge" and len(node.name) > 15:
-            raise InputError(
-                f"{topology.path}:{node.line}:1: error: bridge name `{node.name}` "
-                "is longer than 15 characters"
-            )
-        mgmt = None
-        if node.mgmt_ipv4 is not None:
-            mgmt = ipaddress.IPv4Interface(f"{node.mgmt_ipv4}/{topology.mgmt_subnet.prefixlen}")
-        nodes[node.name] = NodePlan(
-            name=node.name,
-            netns=f"{topology.name}-{node.name}",
-            kind=node.kind,
-            mgmt=mgmt,
-            mgmt_host_iface=f"{prefix}-m{index}" if mgmt else None,
-            daemons=daemons,
-            etc_files=etc_files,
-            mounts=mounts,
-            addresses=tuple(frr_addresses(conf) + exec_addresses(node.exec)),
-            vrrp=tuple(frr_vrrp_groups(conf)),
-            exec=node.exec,
-            labels=dict(node.labels),
-            bridge_ports=tuple(
-                ep.iface
-                for link in topology.links_of(node.name)
-                for ep in (link.a, link.b)
-                if ep.node == node.name
-            )
-            if node.kind == "bridge"
-            else (),
-        )
+    nodes = {
+        node.name: _node_plan(topology, node, index, prefix)
+        for index, node in enumerate(topology.nodes.values())
+    }
     veths = tuple(
         VethPlan(
             Port(lk.a.node, nodes[lk.a.node].netns, lk.a.iface),
@@ -170,7 +238,7 @@ def derive_plan(topology: Topology) -> LabPlan:
     plan = LabPlan(
         name=topology.name,
         topology_path=topology.path,
-        mgmt_bridge=f"{prefix}-mgmt",
+        mgmt_bridge=mgmt_bridge_name(topology),
         mgmt_gateway=gateway,
         nodes=nodes,
         veths=veths,
