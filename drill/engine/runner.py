@@ -138,7 +138,7 @@ class Engine:
             secrets=secrets,
         )
         self.progress = _Progress()
-        self.probes = probe_glue.Probes(model.probes)
+        self.probes = probe_glue.Probes(model.probes, self.rundir.path / "probes")
         self._rolling_back = False
 
     # --- the run ----------------------------------------------------------------------
