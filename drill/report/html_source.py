@@ -26,7 +26,7 @@ from drill.engine.records import (
     StepRecord,
     StepStatus,
 )
-from drill.errors import InputError
+from drill.errors import Diagnostic, InputError
 from drill.probes.bins import ProbeBins, read_all
 from drill.report.files import write_atomic
 from drill.report.html import HTML_NAME, render_html
@@ -85,14 +85,17 @@ def report_data(run_dir: Path) -> tuple[dict[str, Any], str]:
     if report_file.exists():
         try:
             data = json.loads(report_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            where = Diagnostic(str(report_file), exc.lineno, exc.colno, f"not JSON: {exc.msg}")
+            raise InputError([where]) from None
         except (OSError, ValueError) as exc:
-            raise InputError(f"{report_file}: error: not a readable report ({exc})") from None
+            raise InputError([Diagnostic(str(report_file), 1, 1, f"unreadable: {exc}")]) from None
         if isinstance(data, dict):
             return data, "report.json"
-        raise InputError(f"{report_file}: error: not a report object")
+        raise InputError([Diagnostic(str(report_file), 1, 1, "not a report object")])
     journal = run_dir / "journal.jsonl"
     if not journal.exists():
-        raise InputError(f"{run_dir}: error: neither report.json nor journal.jsonl")
+        raise InputError(f"error: {run_dir}: neither report.json nor journal.jsonl")
     return build_report(record_from_journal(run_dir)), "journal"
 
 

@@ -31,6 +31,7 @@ MARKED_PHASES = ("rollback", "verify")  # also named over their span in the lane
 LOSS_COLOUR = "#d62728"
 RTT_COLOUR = "#1f4e79"
 LABEL_CHARS = 32
+LABEL_SPACING = 0.012  # of the chart's width between two step labels (about 10 px)
 WIDTH_IN = 11.0
 MAX_COLUMNS = 1200  # round-trip columns across the chart: about one per pixel
 STRIP = 0.16  # height of the phase strip at the foot of the label lane (lane units)
@@ -128,7 +129,7 @@ def _draw_lane(lane: object, timeline: Timeline) -> None:
     lane.tick_params(labelbottom=False, bottom=False)
     for spine in ("left", "bottom"):
         lane.spines[spine].set_visible(False)
-    for band in timeline.bands:
+    for band in _labelled(timeline.bands, timeline.duration_s * LABEL_SPACING):
         middle = (band.start_s + band.end_s) / 2.0
         lane.text(middle, STRIP + 0.03, _label(band), rotation=55, ha="left", va="bottom",
                   fontsize=6.5, color="#222", rotation_mode="anchor", clip_on=False)  # fmt: skip
@@ -141,6 +142,25 @@ def _draw_lane(lane: object, timeline: Timeline) -> None:
         lane.add_patch(Rectangle((start, 0.0), end - start, STRIP, facecolor=colour, lw=0))
         lane.text((start + end) / 2.0, STRIP / 2.0, phase.upper(), color="white", fontsize=6,
                   fontweight="bold", ha="center", va="center", clip_on=True)  # fmt: skip
+
+
+def _labelled(bands: list[Band], spacing: float) -> list[Band]:
+    """The bands whose label fits: one at least ``spacing`` after the last label drawn, and
+    always a failed step's. Steps too short to label are still drawn, and numbered in the
+    steps table.
+
+    >>> b = [Band(n, "s", "step", "ok", t, t + 0.1) for n, t in ((1, 0.0), (2, 0.1), (3, 5.0))]
+    >>> [x.number for x in _labelled(b, 1.0)]
+    [1, 3]
+    """
+    kept: list[Band] = []
+    last = -float("inf")
+    for band in bands:
+        middle = (band.start_s + band.end_s) / 2.0
+        if middle - last >= spacing or band.status in ("failed", "interrupted"):
+            kept.append(band)
+            last = middle
+    return kept
 
 
 def _label(band: Band) -> str:
