@@ -55,7 +55,7 @@ demo: setup
 	  [ $$rc -eq 1 ]; } && \
 	$(BIN)/drill run runbooks/dc1-to-dc2.yml --yes --report-dir $(REPORTS)/dc1-to-dc2 && \
 	$(BIN)/drill run runbooks/dc2-to-dc1.yml --yes --report-dir $(REPORTS)/dc2-to-dc1 && \
-	echo && echo "reports:" && ls -1 $(REPORTS)/*/report.json
+	echo && echo "reports:" && ls -1 $(REPORTS)/*/report.json $(REPORTS)/*/report.html
 
 bench: setup
 	$(BIN)/python benchmarks/overhead.py

@@ -5,14 +5,15 @@ Runs ``runbooks/dc1-to-dc2-broken.yml`` (fails, rolls back), ``runbooks/dc1-to-d
 report.html in Debian's chromium through chromedriver (selenium) and asserts: the timeline
 SVG rendered with a non-zero size and one band per step that ran, no console error, and no
 request left the page (the DevTools performance log sees every request; the browser is also
-offline and has no resolver). A full-page screenshot of each report is kept in the test's
-tmp dir and in ``reports/browser/`` as an artifact.
+offline and has no resolver), and that it prints to PDF. A full-page screenshot and the PDF
+of each report are kept in the test's tmp dir and in ``reports/browser/`` as artifacts.
 
 Serialize lab use: ``flock /tmp/drill-lab.lock .venv/bin/pytest tests/lab/test_report_browser.py``.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -136,11 +137,20 @@ def _open_and_check(driver: Any, html: Path, report: dict[str, Any], shot: Path)
     assert errors == []
     page = html.resolve().as_uri()
     assert [u for u in _requests(driver) if u != page] == []
+    # printable: Chromium's own print to PDF (what "Save as PDF" does) gives a real document
+    from selenium.webdriver.common.print_page_options import PrintOptions
+
+    printing = PrintOptions()
+    printing.orientation = "landscape"
+    pdf = base64.b64decode(driver.print_page(printing))
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 20_000
+    shot.with_suffix(".pdf").write_bytes(pdf)
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(1280, min(int(height) + 40, 6000))
     assert driver.save_screenshot(str(shot))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / shot.name)
+    shutil.copy(shot.with_suffix(".pdf"), ARTIFACTS / shot.with_suffix(".pdf").name)
 
 
 def test_reports_render_offline(lab: Any, tmp_path: Path, browser: Any) -> None:
