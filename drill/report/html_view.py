@@ -116,7 +116,7 @@ class ReportView:
     def approvals(self) -> list[Approval]:
         """Who answered each approval step, and when (the step's end)."""
         return [
-            Approval(s.name, _who(s.message), s.ended, s.status)
+            Approval(s.name, _who(s.message, self.operator), s.ended, s.status)
             for s in self.steps
             if s.kind == "approval"
         ]
@@ -130,13 +130,21 @@ class ReportView:
         return _parse(self.started)
 
 
-def _who(message: str | None) -> str:
-    """'approved by alice' -> 'alice'; '--yes' stays visible as what answered."""
+def _who(message: str | None, operator: str) -> str:
+    """Who answered an approval step, from its message.
+
+    >>> _who("approved by alice", "alice"), _who("approved by --yes", "bob")
+    ('alice', 'bob, with --yes (no prompt)')
+    >>> _who("not approved by alice", "alice"), _who(None, "alice")
+    ('alice (refused)', '(no answer recorded)')
+    """
     if not message:
         return "(no answer recorded)"
     for prefix in ("approved by ", "not approved by "):
         if message.startswith(prefix):
             who = message[len(prefix) :]
+            if who == "--yes":
+                who = f"{operator}, with --yes (no prompt)"
             return who if prefix == "approved by " else f"{who} (refused)"
     return message
 

@@ -95,6 +95,16 @@ def test_top_states_what_an_auditor_needs(recorded: tuple[Path, dict[str, Any], 
     assert "failed at step 3 &#39;traffic-via-dc2&#39; and was rolled back" in verdict.group(1)
 
 
+def test_approvals_say_who_answered_and_when(tmp_path: Path) -> None:
+    record = example_record()
+    gate = StepRecord("go-ahead", "approval", Phase.STEP, StepStatus.OK, started=T0, ended=T0)
+    gate.message = "approved by --yes"
+    record.steps.insert(1, gate)
+    html = render_html(build_report(record))
+    facts = html[html.index('id="facts"') : html.index("</table>")]
+    assert "go-ahead: alice, with --yes (no prompt), 2026-11-24T16:15:00.123Z" in facts
+
+
 def test_sections_in_order_and_one_band_per_step_that_ran(
     recorded: tuple[Path, dict[str, Any], str],
 ) -> None:
