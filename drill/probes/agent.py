@@ -60,7 +60,12 @@ def _with_bins(agent: PacketAgent | ServiceAgent, args: argparse.Namespace) -> B
 
     from drill.probes.bins import BinFile
 
-    bins = BinFile(Path(args.bins), args.bin_s)
+    try:
+        bins = BinFile(Path(args.bins), args.bin_s)
+    except OSError as exc:
+        # The report's chart is not worth failing a drill for: measure without it.
+        log.warning("cannot open %s (%s): no timeline for this probe", args.bins, exc)
+        return None
     agent.ledger.sink = bins.add
     return bins
 

@@ -22,6 +22,7 @@ sent are absent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -144,21 +145,31 @@ class BinFile:
         self._file: IO[str] = path.open("a", encoding="utf-8")
         self._pending: list[str] = []
         self._flushed = time.monotonic()
+        self._broken = False
         self.acc = BinAccumulator(width, self._pending.append)
 
     def add(self, send_time: float, ok: bool, rtt_s: float | None) -> None:
+        if self._broken:
+            return
         self.acc.add(send_time, ok, rtt_s)
         if self._pending and time.monotonic() - self._flushed >= FLUSH_EVERY_S:
             self._flush()
 
     def close(self) -> None:
-        self.acc.close()
-        self._flush()
-        self._file.close()
+        if not self._broken:
+            self.acc.close()
+            self._flush()
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     def _flush(self) -> None:
-        self._file.write("".join(self._pending))
-        self._file.flush()
+        try:
+            self._file.write("".join(self._pending))
+            self._file.flush()
+        except OSError as exc:
+            # The chart loses its data; the measurement itself must go on.
+            log.warning("cannot write probe bins (%s): the timeline stops here", exc)
+            self._broken = True
         self._pending.clear()
         self._flushed = time.monotonic()
 

@@ -258,6 +258,20 @@ def test_ledger_feeds_bins_with_round_trip_times(tmp_path: Path) -> None:
     assert data.bins[0].t == pytest.approx(100.0)
 
 
+def test_unwritable_bins_never_stop_the_measurement(tmp_path: Path) -> None:
+    from drill.probes import agent
+
+    args = agent._parser().parse_args(
+        ["packet", "--target", "192.0.2.1", "--rate", "10", "--bins", str(tmp_path / "no/x")]
+    )
+
+    class Agent:
+        ledger = Ledger(interval=0.1, grace=1.0)
+
+    assert agent._with_bins(Agent(), args) is None  # type: ignore[arg-type]
+    assert Agent.ledger.sink is None
+
+
 def test_torn_bins_file_is_read_up_to_the_tear(tmp_path: Path) -> None:
     path = write_bins(tmp_path, "p", 1.0, 1000.0)
     with path.open("a") as handle:
