@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 LAB := labs/two-dc
 # python3-venv: Debian's python3 has no `-m venv` without it. openssl: the lab hashes its
-# password with `openssl passwd`. The rest is what the lab and the probes run.
+# password with `openssl passwd`. chromium + driver: the HTML report's browser test. The rest
+# is what the lab and the probes run.
 SYSTEM_PACKAGES := python3-venv openssl frr frr-pythontools openssh-server openssh-client \
-	nftables iproute2 iputils-ping traceroute tcpdump procps psmisc util-linux curl
+	nftables iproute2 iputils-ping traceroute tcpdump procps psmisc util-linux curl \
+	chromium chromium-driver fonts-dejavu-core
 REPORTS := reports
 
 .PHONY: setup system-deps venv test lint demo lab-up lab-down bench clean
@@ -58,7 +60,7 @@ demo: setup
 	  [ $$rc -eq 1 ]; } && \
 	$(BIN)/drill run runbooks/dc1-to-dc2.yml --yes --report-dir $(REPORTS)/dc1-to-dc2 && \
 	$(BIN)/drill run runbooks/dc2-to-dc1.yml --yes --report-dir $(REPORTS)/dc2-to-dc1 && \
-	echo && echo "reports:" && ls -1 $(REPORTS)/*/report.json
+	echo && echo "reports:" && ls -1 $(REPORTS)/*/report.json $(REPORTS)/*/report.html
 
 bench: setup
 	$(BIN)/python benchmarks/overhead.py

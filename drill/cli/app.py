@@ -9,7 +9,13 @@ from collections.abc import Sequence
 import typer
 
 from drill import __version__
-from drill.cli import lab_commands, recovery_commands, run_commands, runbook_commands
+from drill.cli import (
+    lab_commands,
+    recovery_commands,
+    report_commands,
+    run_commands,
+    runbook_commands,
+)
 from drill.cli.extensions import Extensions
 from drill.engine.events import Observer
 from drill.errors import DrillError, ExitCode, InputError
@@ -48,6 +54,7 @@ runbook_commands.register(app)
 run_commands.register(app)
 recovery_commands.register(app)
 lab_commands.register(app)
+report_commands.register(app)
 
 
 def main(observers: Sequence[Observer] = ()) -> None:

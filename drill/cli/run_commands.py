@@ -155,11 +155,12 @@ def finish(
     from drill.report.console import json_summary
     from drill.report.facts import exit_code_for
     from drill.report.junit import write_junit
-    from drill.report.report import write_report
+    from drill.report.report import write_html_reports, write_report
 
     written = [write_report(record, engine.rundir.path, secrets=secrets)]
     if report_dir is not None:
         written.append(write_report(record, report_dir, secrets=secrets))
+    written += write_html_reports(record, engine.rundir.path, report_dir, secrets=secrets)
     if junit is not None:
         written.append(write_junit(record, junit, secrets=secrets))
     console.summary(record)

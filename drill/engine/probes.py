@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from drill.engine.records import ProbeResult, StepRecord
@@ -14,8 +15,11 @@ log = logging.getLogger(__name__)
 
 
 class Probes:
-    def __init__(self, specs: Sequence[PacketProbe | ServiceProbe]) -> None:
+    def __init__(
+        self, specs: Sequence[PacketProbe | ServiceProbe], bins_dir: Path | None = None
+    ) -> None:
         self.specs = list(specs)
+        self.bins_dir = bins_dir  # per-bin timeline for the HTML report
         self._running: list[Any] = []
         self._results: list[ProbeResult] | None = None
         self.problems: list[str] = []
@@ -27,7 +31,7 @@ class Probes:
         from drill.probes.running import start_probe
 
         for spec in self.specs:
-            self._running.append(start_probe(spec))
+            self._running.append(start_probe(spec, self.bins_dir))
 
     def stop(self, steps: list[StepRecord]) -> list[ProbeResult]:
         """Stop all probes once; later calls return the same results."""

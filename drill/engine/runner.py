@@ -142,7 +142,9 @@ class Engine:
         )
         self.progress = _Progress()
         # Probes measure a run's own traffic; a recovery cannot continue the dead run's.
-        self.probes = probe_glue.Probes(model.probes if recovery is None else [])
+        self.probes = probe_glue.Probes(
+            model.probes if recovery is None else [], self.rundir.path / "probes"
+        )
         self._rolling_back = False
         if recovery is not None:
             self._remember(recovery)

@@ -15,8 +15,14 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from drill.probes import wire
+
+if TYPE_CHECKING:
+    from drill.probes.bins import BinFile
+    from drill.probes.packet import PacketAgent
+    from drill.probes.service import ServiceAgent
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +36,38 @@ def _parser() -> argparse.ArgumentParser:
     packet.add_argument("--protocol", choices=("icmp", "udp"), default="icmp")
     packet.add_argument("--port", type=int, help="UDP echo port")
     packet.add_argument("--grace", type=float, default=1.0, help="later replies are lost")
+    _bins_options(packet)
     service = sub.add_parser("service", help="HTTP request loop")
     service.add_argument("--url", required=True)
     service.add_argument("--rate", type=float, required=True, help="requests per second")
     service.add_argument("--timeout", type=float, default=1.0, help="seconds per request")
+    _bins_options(service)
     echo = sub.add_parser("udp-echo", help="UDP echo server for udp packet probes")
     echo.add_argument("--port", type=int, required=True)
     echo.add_argument("--bind", default="::", help="address to listen on")
     return parser
+
+
+def _bins_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bins", help="append per-bin rows to this file (drill.probes.bins)")
+    parser.add_argument("--bin-s", type=float, default=0.01, help="bin width in seconds")
+
+
+def _with_bins(agent: PacketAgent | ServiceAgent, args: argparse.Namespace) -> BinFile | None:
+    if not args.bins:
+        return None
+    from pathlib import Path
+
+    from drill.probes.bins import BinFile
+
+    try:
+        bins = BinFile(Path(args.bins), args.bin_s)
+    except OSError as exc:
+        # The report's chart is not worth failing a drill for: measure without it.
+        log.warning("cannot open %s (%s): no timeline for this probe", args.bins, exc)
+        return None
+    agent.ledger.sink = bins.add
+    return bins
 
 
 class _Output:
@@ -89,15 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     _stop_on_eof_or_signal(stop)
     try:
-        if args.mode == "packet":
-            from drill.probes.packet import PacketAgent, PacketOptions
-
-            options = PacketOptions(args.target, args.rate, args.protocol, args.port, args.grace)
-            PacketAgent(options).run(stop, emit)
-        elif args.mode == "service":
-            from drill.probes.service import ServiceAgent, ServiceOptions
-
-            ServiceAgent(ServiceOptions(args.url, args.rate, args.timeout)).run(stop, emit)
+        if args.mode in ("packet", "service"):
+            _measure(args, stop, emit)
         else:
             emit(wire.Ready(started=time.time()))
             _udp_echo(args.bind, args.port, stop)
@@ -105,6 +128,24 @@ def main(argv: list[str] | None = None) -> int:
         emit(wire.Error(f"{args.mode} agent: {exc}"))
         return 2
     return 0
+
+
+def _measure(args: argparse.Namespace, stop: threading.Event, emit: _Output) -> None:
+    from drill.probes.packet import PacketAgent, PacketOptions
+    from drill.probes.service import ServiceAgent, ServiceOptions
+
+    agent: PacketAgent | ServiceAgent
+    if args.mode == "packet":
+        options = PacketOptions(args.target, args.rate, args.protocol, args.port, args.grace)
+        agent = PacketAgent(options)
+    else:
+        agent = ServiceAgent(ServiceOptions(args.url, args.rate, args.timeout))
+    bins = _with_bins(agent, args)
+    try:
+        agent.run(stop, emit)
+    finally:
+        if bins is not None:
+            bins.close()
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ False
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from array import array
+from collections.abc import Callable
 
 from drill.probes.gaps import GapTracker
 
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 _PENDING, _OK, _FAILED = 0, 1, 2
 _TRIM_AT = 4096  # decided entries kept before the arrays are compacted
+
+# Told every decided outcome in send order: (send_time, ok, round-trip seconds or None).
+Sink = Callable[[float, bool, float | None], None]
 
 
 class Ledger:
@@ -39,6 +44,8 @@ class Ledger:
         self._lock = threading.Lock()
         self._send_times = array("d")
         self._status = bytearray()
+        self._rtts = array("d")  # round-trip time of answered entries, else NaN
+        self.sink: Sink | None = None  # the report's per-bin timeline (drill.probes.bins)
         self._base = 0  # sequence number of index 0 of the arrays
         self._cursor = 0  # first sequence number not yet decided
 
@@ -51,6 +58,7 @@ class Ledger:
         with self._lock:
             self._status.append(_PENDING)
             self._send_times.append(send_time)
+            self._rtts.append(float("nan"))
             return self._base + len(self._status) - 1
 
     def answer(self, seq: int, receive_time: float) -> bool:
@@ -64,6 +72,7 @@ class Ledger:
                 self.late += 1
                 return False
             self._status[i] = _OK
+            self._rtts[i] = receive_time - self._send_times[i]
             return True
 
     def fail(self, seq: int) -> None:
@@ -86,11 +95,15 @@ class Ledger:
                 if status == _PENDING and now - sent <= self.grace + margin:
                     break
                 self.tracker.feed(sent, status == _OK)
+                if self.sink is not None:
+                    rtt = self._rtts[i]
+                    self.sink(sent, status == _OK, None if math.isnan(rtt) else rtt)
                 self._cursor += 1
             decided = self._cursor - self._base
             if decided >= _TRIM_AT:
                 del self._status[:decided]
                 del self._send_times[:decided]
+                del self._rtts[:decided]
                 self._base = self._cursor
 
     @property

@@ -10,11 +10,12 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import TracebackType
 
 from drill.engine.records import ProbeResult
 from drill.errors import DrillError, InputError, NeedsRootError
-from drill.probes import vantage, wire
+from drill.probes import bins, vantage, wire
 from drill.runbook.model import PacketProbe, ServiceProbe
 
 log = logging.getLogger(__name__)
@@ -28,19 +29,29 @@ class ProbeError(DrillError):
     """A probe could not start (bad target, no namespace, no raw socket)."""
 
 
-def agent_argv(spec: PacketProbe | ServiceProbe) -> list[str]:
+def agent_argv(spec: PacketProbe | ServiceProbe, bins_file: Path | None = None) -> list[str]:
     """The agent command line for ``spec``, not yet wrapped for its vantage point."""
     base = [sys.executable, "-m", "drill.probes.agent"]
     if isinstance(spec, ServiceProbe):
         return [*base, "service", "--url", spec.url, "--rate", str(spec.rate),
-                "--timeout", str(float(spec.timeout))]  # fmt: skip
+                "--timeout", str(float(spec.timeout)), *_bins_args(spec, bins_file)]  # fmt: skip
     argv = [*base, "packet", "--target", spec.target, "--rate", str(spec.rate),
-            "--protocol", spec.protocol, "--grace", str(GRACE)]  # fmt: skip
+            "--protocol", spec.protocol, "--grace", str(GRACE),
+            *_bins_args(spec, bins_file)]  # fmt: skip
     if spec.protocol == "udp":
         if spec.port is None:
             raise InputError(f"probe {spec.name}: a udp probe needs 'port' (an echo service)")
         argv += ["--port", str(spec.port)]
     return argv
+
+
+def _bins_args(spec: PacketProbe | ServiceProbe, bins_file: Path | None) -> list[str]:
+    """Start the report's per-bin file (header now, rows from the agent)."""
+    if bins_file is None:
+        return []
+    width = bins.bin_width(spec.rate)
+    bins.write_header(bins_file, bins.BinsHeader(spec.name, spec.kind, float(spec.rate), width))
+    return ["--bins", str(bins_file), "--bin-s", str(width)]
 
 
 def _check_privileges(spec: PacketProbe | ServiceProbe) -> None:
@@ -54,12 +65,13 @@ def _check_privileges(spec: PacketProbe | ServiceProbe) -> None:
 class RunningProbe:
     """A started probe. Use ``stop()`` once; or use it as a context manager."""
 
-    def __init__(self, spec: PacketProbe | ServiceProbe) -> None:
+    def __init__(self, spec: PacketProbe | ServiceProbe, bins_dir: Path | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.kind = spec.kind
-        self.argv = vantage.wrap(spec.from_, agent_argv(spec))
         _check_privileges(spec)
+        bins_file = bins.bins_path(bins_dir, spec.name) if bins_dir is not None else None
+        self.argv = vantage.wrap(spec.from_, agent_argv(spec, bins_file))
         self._ready = threading.Event()
         self._done = threading.Event()
         self._progress: wire.Progress | None = None
@@ -219,6 +231,7 @@ class RunningProbe:
         self.stop()
 
 
-def start_probe(spec: PacketProbe | ServiceProbe) -> RunningProbe:
-    """Start ``spec`` at its vantage point; it measures until ``stop()``."""
-    return RunningProbe(spec)
+def start_probe(spec: PacketProbe | ServiceProbe, bins_dir: Path | None = None) -> RunningProbe:
+    """Start ``spec`` at its vantage point; it measures until ``stop()``. With ``bins_dir``
+    the agent records the per-bin timeline there (drill.probes.bins)."""
+    return RunningProbe(spec, bins_dir)

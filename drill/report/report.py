@@ -90,6 +90,23 @@ def write_report(record: RunRecord, path: Path, *, secrets: Iterable[str] = ()) 
     return target
 
 
+def write_html_reports(
+    record: RunRecord, run_dir: Path, extra: Path | None = None, *, secrets: Iterable[str] = ()
+) -> list[Path]:
+    """report.html in ``run_dir`` (and in ``extra``, a directory or a file name) from the
+    same data as report.json plus the probes' bins. The HTML is a view: if it cannot be
+    drawn the run's outcome and report.json stand, and the reason is logged."""
+    from drill.report.html_source import write_html
+
+    targets = [run_dir, *([extra] if extra is not None else [])]
+    try:
+        return write_html(build_report(record, secrets=secrets), run_dir, targets, secrets=secrets)
+    except Exception:
+        log.exception("report.html could not be written; regenerate it with 'drill report %s "
+                      "--html'", record.run_id)  # fmt: skip
+        return []
+
+
 def _step(step: StepRecord) -> dict[str, Any]:
     return {
         "name": step.name,

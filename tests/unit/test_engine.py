@@ -662,7 +662,7 @@ def test_probe_over_its_limit_fails_the_drill(
     outage_at: list[float] = []
     started: list[str] = []
 
-    def start_probe(spec: object) -> FakeProbe:
+    def start_probe(spec: object, bins_dir: object = None) -> FakeProbe:
         started.append(getattr(spec, "name", ""))
         return FakeProbe(spec, outage_at)
 
@@ -795,6 +795,8 @@ def test_cli_run_exit_codes(cli_dir: Path, net: Network) -> None:
     assert (cli_dir / "junit.xml").exists()
     runs = sorted((cli_dir / "state" / "runs").iterdir())
     assert len(runs) == 3 and all((r / "report.json").exists() for r in runs)
+    # report.html for every run: the dry-run, the failed one (and in --report-dir), the good one
+    assert all((r / "report.html").exists() for r in runs) and (cli_dir / "report.html").exists()
 
 
 def test_test_hook_variables_do_nothing_in_a_production_run(

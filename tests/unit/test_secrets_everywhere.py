@@ -1,7 +1,7 @@
 """Secrets reach no output, whatever path a run takes: success, failure with rollback,
 a device that echoes the password in its error, an interrupted-and-resumed run, a second
 signal that leaves devices changed. Every file of the run dir (but the owner-only
-snapshots), report.json, JUnit, the console and DEBUG logs are searched for the literal
+snapshots), report.json, report.html, JUnit, the console and DEBUG logs are searched for the literal
 values. The lab version is tests/lab/test_reliability.py::test_secrets_reach_no_output."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from drill.engine.runner import Engine, EngineConfig, inventory_secrets
 from drill.engine.trace import Trace
 from drill.report.console import ConsoleObserver
 from drill.report.junit import write_junit
-from drill.report.report import write_report
+from drill.report.report import write_html_reports, write_report
 
 fake_napalm = importlib.import_module("engine_data.fake_napalm")  # see conftest.py
 harness = importlib.import_module("engine_data.harness")
@@ -85,6 +85,11 @@ class Outputs:
         secrets = inventory_secrets(engine.nr)
         self.observer.summary(record)
         write_report(record, self.tmp_path / "report", secrets=secrets)
+        # report.html in the run dir and in the report dir: both searched below
+        pages = write_html_reports(
+            record, engine.rundir.path, self.tmp_path / "report", secrets=secrets
+        )
+        assert len(pages) == 2
         write_junit(record, self.tmp_path / "junit.xml", secrets=secrets)
         self.engines.append(engine)
 
