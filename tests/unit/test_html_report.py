@@ -21,8 +21,8 @@ from drill.engine.events import (
     RunStarted,
     StateChanged,
     StepEnded,
-    StepStarted,
     StepKey,
+    StepStarted,
 )
 from drill.engine.journal import Journal
 from drill.engine.machine import State, Trigger
