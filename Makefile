@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 LAB := labs/two-dc
 SYSTEM_PACKAGES := frr frr-pythontools openssh-server nftables iproute2 iputils-ping \
-	traceroute tcpdump procps psmisc util-linux curl
+	traceroute tcpdump procps psmisc util-linux curl \
+	softflowd nfdump gcc libc6-dev
 REPORTS := reports
 
 .PHONY: setup system-deps venv test lint demo lab-up lab-down bench clean

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drill.errors import DrillError, LabError
-from drill.lab import health, netns
+from drill.lab import exporters, health, netns
 from drill.lab.node import LAB_PASSWORD, NodeRuntime
 from drill.lab.plan import LabPlan, derive_plan
 from drill.lab.privileges import require_root
@@ -138,6 +138,7 @@ class Lab:
             state.holders = {rt.node.name: pid for rt, pid in zip(runtimes, pids, strict=True)}
             save_state(plan, state)
             list(pool.map(_start_node, runtimes, pids))
+        exporters.start(plan)  # flow exporters named by the topology's labels, if any
         plan.known_hosts.write_text(
             "".join(rt.host_key_line() + "\n" for rt in runtimes if rt.node.mgmt is not None)
         )
@@ -153,6 +154,7 @@ class Lab:
         """Remove everything a (possibly half-made) lab has: works from the plan alone too."""
         namespaces = sorted(set(self.plan.netns_names) | set(state.netns if state else []))
         ifaces = sorted(set(netns.host_ifaces(self.plan)) | set(state.host_ifaces if state else []))
+        exporters.stop(self.plan)
         netns.kill_namespace_processes(namespaces)
         netns.delete_namespaces(namespaces)
         netns.delete_host_ifaces(ifaces)
