@@ -8,7 +8,7 @@ import sys
 import typer
 
 from drill import __version__
-from drill.cli import lab_commands, run_commands, runbook_commands
+from drill.cli import flows_commands, lab_commands, run_commands, runbook_commands
 from drill.errors import DrillError, ExitCode, InputError
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ def _root(
 runbook_commands.register(app)
 run_commands.register(app)
 lab_commands.register(app)
+flows_commands.register(app)
 
 
 def main() -> None:
