@@ -69,6 +69,21 @@ class RecordResult:
     exporters: tuple[str, ...]
 
 
+def udp_backlog(port: int) -> int:
+    """Bytes queued on UDP sockets bound to ``port`` in this network namespace."""
+    total = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 4 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                total += int(fields[4].split(":")[1], 16)
+    return total
+
+
 def parse_listen(text: str) -> Listen:
     """``ADDR:PORT`` (``[v6]:PORT`` for IPv6).
 
@@ -150,6 +165,7 @@ class Collector:
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return self.stats
+        self._drain()
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
@@ -163,6 +179,14 @@ class Collector:
                 *(int(found.group(k)) for k in ("flows", "packets", "bytes", "seq", "bad"))
             )
         return self.stats
+
+    def _drain(self, timeout: float = 2.0) -> None:
+        """Wait until nfcapd has read what the kernel queued for it: on SIGTERM it stops
+        reading, and datagrams still in the socket buffer would be lost."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and udp_backlog(self.listen.port) > 0:
+            time.sleep(0.01)
+        time.sleep(0.05)  # the datagram read last is still being decoded
 
     def records(self) -> Iterator[FlowRecord]:
         """Every flow nfcapd stored, normalized; times in UTC."""

@@ -11,8 +11,9 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ PROTOCOLS = {
     "ICMP": 1, "IGMP": 2, "TCP": 6, "UDP": 17, "GRE": 47, "ESP": 50, "AH": 51,
     "ICMP6": 58, "IPV6-ICMP": 58, "OSPF": 89, "PIM": 103, "VRRP": 112, "SCTP": 132,
 }  # fmt: skip
+_DECODER = json.JSONDecoder()
+_SEPARATORS = re.compile(r"[\s,\[\]]*")
 NO_FLOWS = "No matching flows"  # what nfdump prints instead of records for an empty window
 CSV_REQUIRED = ("ts", "te", "sa", "da", "sp", "dp", "pr", "ipkt", "ibyt")
 
@@ -69,50 +72,82 @@ def read_export(path: Path, zone: tzinfo) -> Iterator[FlowRecord]:
 
 
 def json_records(handle: io.TextIOBase, display: str, zone: tzinfo) -> Iterator[FlowRecord]:
-    """nfdump's JSON: its 1.7 array prints one key per line, so objects are cut by braces."""
-    buffer: list[str] = []
-    start = 0
-    for lineno, line in enumerate(handle, 1):
-        stripped = line.strip()
-        if not buffer:
-            if stripped in ("[", "]", "", NO_FLOWS):
-                continue
-            if stripped.startswith("[{") or (
-                stripped.startswith("{") and stripped.endswith(("}", "},", "}]"))
-            ):
-                # NDJSON (one object per line) or a one-line array
-                yield from _json_chunk(stripped, display, lineno, zone)
-                continue
-            if not stripped.startswith("{"):
-                raise _bad(display, lineno, 1, "expected `{` starting an nfdump JSON record")
-            start = lineno
-        buffer.append(line)
-        if stripped in ("}", "},", "}]"):
-            text = "".join(buffer).strip().rstrip(",").rstrip("]")
-            buffer = []
-            yield from _json_chunk(text, display, start, zone)
-    if buffer:
-        raise _bad(display, start, 1, "nfdump JSON record is not closed (truncated file?)")
-
-
-def _json_chunk(text: str, display: str, lineno: int, zone: tzinfo) -> Iterator[FlowRecord]:
-    text = text.rstrip(",")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _bad(display, lineno + exc.lineno - 1, exc.colno, f"bad JSON: {exc.msg}") from None
-    except RecursionError:
-        raise _bad(display, lineno, 1, "bad JSON: nested too deeply") from None
-    items = data if isinstance(data, list) else [data]
-    for item in items:
-        if not isinstance(item, dict):
-            raise _bad(display, lineno, 1, "an nfdump JSON record is an object")
-        if item.get("type", "FLOW") != "FLOW":
-            continue  # nfdump also prints exporter/stat records in some modes
+    """nfdump JSON (1.7's pretty array, a one-line array, or one object per line), decoded
+    object by object with the C scanner: memory stays bounded, errors keep their line."""
+    reader = _Blocks(handle, display)
+    pos = 0
+    while True:
+        pos = reader.skip(pos)
+        if pos >= len(reader.buf):
+            return
+        if reader.buf[pos] != "{":
+            raise reader.bad(pos, "expected `{` starting an nfdump JSON record")
         try:
-            yield from_json(item, zone)
-        except FormatError as exc:
-            raise _bad(display, lineno, 1, str(exc)) from None
+            item, end = reader.decode(pos)
+        except json.JSONDecodeError as exc:
+            if exc.pos >= len(reader.buf.rstrip()):
+                raise reader.bad(
+                    pos, "nfdump JSON record is not closed (truncated file?)"
+                ) from None
+            raise reader.bad(exc.pos, f"bad JSON: {exc.msg}") from None
+        except RecursionError:
+            raise reader.bad(pos, "bad JSON: nested too deeply") from None
+        if not isinstance(item, dict):
+            raise reader.bad(pos, "an nfdump JSON record is an object")
+        if item.get("type", "FLOW") == "FLOW":  # nfdump also prints exporter/stat records
+            try:
+                yield from_json(item, zone)
+            except FormatError as exc:
+                raise reader.bad(pos, str(exc)) from None
+        pos = end
+
+
+class _Blocks:
+    """A sliding text window over a file, with line numbers for errors."""
+
+    BLOCK = 1 << 20
+    MAX_RECORD = 4 << 20
+
+    def __init__(self, handle: io.TextIOBase, display: str) -> None:
+        self.handle = handle
+        self.buf = ""
+        self.first_line = 1  # line number of buf[0]
+        self.eof = False
+        self.display = display
+
+    def _fill(self, pos: int) -> int:
+        """Drop what was consumed, read one more block; returns pos in the new buffer."""
+        self.first_line += self.buf.count("\n", 0, pos)
+        chunk = self.handle.read(self.BLOCK)
+        self.eof = not chunk
+        self.buf = self.buf[pos:] + chunk
+        return 0
+
+    def skip(self, pos: int) -> int:
+        """Past separators, brackets and nfdump's `No matching flows` line."""
+        while True:
+            if len(self.buf) - pos < self.BLOCK // 2 and not self.eof:
+                pos = self._fill(pos)
+            pos = _SEPARATORS.match(self.buf, pos).end()  # type: ignore[union-attr]
+            if self.buf.startswith(NO_FLOWS, pos):
+                pos += len(NO_FLOWS)
+                continue
+            if pos < len(self.buf) or self.eof:
+                return pos
+
+    def decode(self, pos: int) -> tuple[Any, int]:
+        while True:
+            try:
+                return _DECODER.raw_decode(self.buf, pos)
+            except json.JSONDecodeError:
+                if self.eof or len(self.buf) - pos > self.MAX_RECORD:
+                    raise
+                pos = self._fill(pos)
+
+    def bad(self, index: int, message: str) -> InputError:
+        line = self.first_line + self.buf.count("\n", 0, index)
+        col = index - self.buf.rfind("\n", 0, index)
+        return InputError([Diagnostic(self.display, line, col, message)])
 
 
 def from_json(item: dict[str, Any], zone: tzinfo) -> FlowRecord:
@@ -263,6 +298,8 @@ def _time(value: Any, name: str, zone: tzinfo) -> str:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise FormatError(f"`{name}`: {value[:40]!r} is not a time") from None
+    if moment.tzinfo is None and zone is UTC and len(value) == 23 and value[19] == ".":
+        return value + "Z"  # what drill's own nfdump run prints (TZ=UTC): already canonical
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return utc_text(moment)

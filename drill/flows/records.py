@@ -10,6 +10,7 @@ import functools
 import ipaddress
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from drill.errors import Diagnostic, InputError
 
 log = logging.getLogger(__name__)
 
+_U64 = 2**64 - 1
+_U32 = 2**32 - 1
 MAX_LINE = 64 * 1024  # a record is ~300 bytes; a longer line is not a flow record
 FIELDS = (
     "src_addr",
@@ -81,8 +84,17 @@ def write_jsonl(records: Iterable[FlowRecord], out: IO[str]) -> int:
     return count
 
 
-def read_jsonl(path: Path) -> Iterator[FlowRecord]:
-    """Records of a flows file; the first bad line raises InputError at FILE:LINE:COL."""
+@dataclass(frozen=True)
+class Block:
+    """Consecutive lines of a flows file; ``rows`` holds their fields when every line is in
+    canonical form (not yet range-checked), else None."""
+
+    lines: list[str]
+    first_line: int  # 1-based number of lines[0]
+    rows: list[tuple[str, ...]] | None
+
+
+def read_blocks(path: Path) -> Iterator[Block]:
     display = str(path)
     try:
         handle = path.open("r", encoding="utf-8", newline="")
@@ -91,17 +103,153 @@ def read_jsonl(path: Path) -> Iterator[FlowRecord]:
     with handle:
         lineno = 0
         try:
-            for lineno, line in enumerate(handle, 1):
-                if len(line) > MAX_LINE:
-                    raise _bad(display, lineno, 1, f"line longer than {MAX_LINE} characters")
-                if not line.strip():
-                    continue
-                yield parse_line(line, display, lineno)
+            while True:
+                lines = handle.readlines(BLOCK)
+                if not lines:
+                    return
+                rows = _CANONICAL_LINES.findall("".join(lines))
+                yield Block(lines, lineno + 1, rows if len(rows) == len(lines) else None)
+                lineno += len(lines)
         except UnicodeDecodeError:
             raise _bad(display, lineno + 1, 1, "not UTF-8 text (is this a binary file?)") from None
 
 
+def _slow_lines(lines: list[str], display: str, first_line: int) -> Iterator[FlowRecord]:
+    """Lines parsed one by one: the general path, with exact errors."""
+    return _slow_block(lines, display, first_line - 1)
+
+
+def read_jsonl(path: Path) -> Iterator[FlowRecord]:
+    """Records of a flows file; the first bad line raises InputError at FILE:LINE:COL.
+
+    Blocks of lines in the exact form drill writes are checked with one regex pass per
+    block (the 1M-record catalog budget); any other block is read line by line.
+    """
+    display = str(path)
+    for block in read_blocks(path):
+        fast = _fast_rows(block.rows) if block.rows is not None else None
+        if fast is not None:
+            yield from fast
+        else:
+            yield from _slow_lines(block.lines, display, block.first_line)
+
+
+BLOCK = 1 << 20  # bytes of lines read at a time
+
+
+def _slow_block(lines: list[str], display: str, first: int) -> Iterator[FlowRecord]:
+    for lineno, line in enumerate(lines, first + 1):
+        if len(line) > MAX_LINE:
+            raise _bad(display, lineno, 1, f"line longer than {MAX_LINE} characters")
+        if not line.strip():
+            continue
+        yield parse_line(line, display, lineno)
+
+
+def _fast_rows(rows: list[tuple[str, ...]]) -> list[FlowRecord] | None:
+    """Records of canonical rows, or None when one fails a check."""
+    out: list[FlowRecord] = []
+    append = out.append
+    for row in rows:
+        record = _from_groups(row)
+        if record is None:
+            return None
+        append(record)
+    return out
+
+
+# The exact form drill writes (to_json): matched by one regex, ~5x faster than json.loads
+# plus field checks. Anything else (other key order, spaces) takes the general path.
+_NUM = r"(0|[1-9][0-9]{0,19})"
+_OPT = r"(null|0|[1-9][0-9]{0,9})"
+_TIME = r'"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)"'
+_CANONICAL_BODY = (
+    r'\{"src_addr":"([0-9a-f.:]{2,45})","dst_addr":"([0-9a-f.:]{2,45})",'
+    rf'"src_port":{_NUM},"dst_port":{_NUM},"proto":{_NUM},"packets":{_NUM},"bytes":{_NUM},'
+    rf'"first_seen":{_TIME},"last_seen":{_TIME},'
+    r'"exporter":(null|"[0-9a-f.:]{2,45}"),'
+    rf'"input_if":{_OPT},"output_if":{_OPT}\}}'
+)
+_CANONICAL = re.compile(_CANONICAL_BODY + r"\r?\n?$")
+_CANONICAL_LINES = re.compile(r"^" + _CANONICAL_BODY + r"\r?$", re.MULTILINE)
+
+
+def _fast(line: str) -> FlowRecord | None:
+    """The canonical line, checked as strictly as the general path; None: use that path."""
+    m = _CANONICAL.match(line)
+    return None if m is None else _from_groups(m.groups())
+
+
+def _from_groups(groups: tuple[str, ...]) -> FlowRecord | None:
+    """A record from the regex groups of a canonical line; None when a value is out of range."""
+    src, dst, sport, dport, proto, packets, octets, first, last, exp, in_if, out_if = groups
+    src_c, dst_c = _address_cache.get(src), _address_cache.get(dst)
+    if src_c is None:
+        src_c = _remember_address(src)
+    if dst_c is None:
+        dst_c = _remember_address(dst)
+    exporter = None
+    if exp != "null":
+        exporter = _address_cache.get(exp) or _remember_address(exp[1:-1], exp)
+    sport_i, dport_i, proto_i = int(sport), int(dport), int(proto)
+    packets_i, bytes_i = int(packets), int(octets)
+    if (
+        not src_c
+        or not dst_c
+        or (exp != "null" and not exporter)
+        or sport_i > 65535
+        or dport_i > 65535
+        or proto_i > 255
+        or packets_i > _U64
+        or bytes_i > _U64
+        or not (_time_cache.get(first) or _remember_time(first))
+        or not (_time_cache.get(last) or _remember_time(last))
+    ):
+        return None  # the general path says exactly what is wrong
+    input_if = None if in_if == "null" else int(in_if)
+    output_if = None if out_if == "null" else int(out_if)
+    if (input_if is not None and input_if > _U32) or (output_if is not None and output_if > _U32):
+        return None
+    return FlowRecord(
+        src_c, dst_c, sport_i, dport_i, proto_i, packets_i, bytes_i, first, last, exporter or None,
+        input_if, output_if,
+    )  # fmt: skip
+
+
+# Plain dicts, not lru_cache: a dict lookup is the cheapest check per record. Bounded.
+_address_cache: dict[str, str] = {}
+_time_cache: dict[str, bool] = {}
+_CACHE_MAX = 1 << 18
+
+
+def _remember_address(text: str, key: str | None = None) -> str:
+    """Canonical form of ``text`` ("" when it is not an address), cached under ``key``."""
+    value = canonical_address(text) or ""
+    if len(_address_cache) < _CACHE_MAX:
+        _address_cache[key or text] = value
+    return value
+
+
+def _remember_time(text: str) -> bool:
+    value = _valid_time(text)
+    if len(_time_cache) < _CACHE_MAX:
+        _time_cache[text] = value
+    return value
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _valid_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_line(line: str, display: str, lineno: int) -> FlowRecord:
+    fast = _fast(line)
+    if fast is not None:
+        return fast
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
