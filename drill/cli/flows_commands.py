@@ -120,14 +120,11 @@ def catalog(
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write catalog.json.")],
 ) -> None:
     """Aggregate flow records into service@site -> service@site flows, with unknown endpoints."""
-    from drill.flows.catalog import CatalogBuilder, write_catalog
-    from drill.flows.records import read_jsonl
+    from drill.flows.catalog import write_catalog
+    from drill.flows.parallel import catalog_files
     from drill.flows.services import load_services
 
-    table = load_services(services)
-    builder = CatalogBuilder(table)
-    for path in flows:
-        builder.add_all(read_jsonl(path))
+    builder = catalog_files(flows, load_services(services))
     result = builder.catalog([str(p) for p in flows], str(services))
     write_catalog(result, output)
     cross = sum(1 for f in result.flows if f.cross_site)

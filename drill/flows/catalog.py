@@ -156,6 +156,15 @@ def server_is_dst(rec: FlowRecord, src: Service | None, dst: Service | None) -> 
     return True
 
 
+@dataclass
+class Partial:
+    """What one worker aggregated (see drill.flows.parallel); picklable."""
+
+    records: int
+    edges: dict[tuple[int, int, int, int], _Edge]
+    unknown: dict[str, _Unknown]
+
+
 class CatalogBuilder:
     """Feed records with ``add``; ``catalog()`` at the end."""
 
@@ -226,6 +235,38 @@ class CatalogBuilder:
         if len(entry.peers) < PEERS:
             entry.peers.add(peer)
 
+    def partial(self) -> Partial:
+        return Partial(self.records, self._edges, self._unknown)
+
+    def merge(self, part: Partial) -> None:
+        """Add another builder's aggregates (same services table) to this one."""
+        self.records += part.records
+        for key, edge in part.edges.items():
+            mine = self._edges.get(key)
+            if mine is None:
+                self._edges[key] = edge
+                continue
+            mine.records += edge.records
+            mine.packets += edge.packets
+            mine.bytes += edge.bytes
+            mine.first = min(mine.first, edge.first)
+            mine.last = max(mine.last, edge.last)
+            _fill(mine.clients, edge.clients, SAMPLE)
+            _fill(mine.servers, edge.servers, SAMPLE)
+            _fill(mine.exporters, edge.exporters, SAMPLE)
+        for address, other in part.unknown.items():
+            entry = self._unknown.get(address)
+            if entry is None:
+                self._unknown[address] = other
+                continue
+            entry.as_client += other.as_client
+            entry.as_server += other.as_server
+            entry.packets += other.packets
+            entry.bytes += other.bytes
+            entry.first = min(entry.first, other.first)
+            entry.last = max(entry.last, other.last)
+            _fill(entry.peers, other.peers, PEERS)
+
     def catalog(self, flows_files: list[str], services_file: str) -> Catalog:
         services = self.table.services
         flows = [
@@ -280,6 +321,13 @@ class CatalogBuilder:
             cross_site=cross,
             exporters=sorted(edge.exporters),
         )
+
+
+def _fill(target: set[str], source: set[str], limit: int) -> None:
+    for item in sorted(source):
+        if len(target) >= limit:
+            return
+        target.add(item)
 
 
 def _endpoint(service: Service | None, addresses: set[str]) -> Endpoint:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from drill.errors import Diagnostic, InputError
 
@@ -40,11 +40,12 @@ FIELDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class FlowRecord:
+class FlowRecord(NamedTuple):
     """One unidirectional flow as an exporter reported it.
 
     For ICMP, ``dst_port`` is type * 256 + code (the NetFlow convention nfdump keeps).
+    A NamedTuple, not a frozen dataclass: as immutable and typed, and three times cheaper to
+    build, which counts at a million records per catalog.
     """
 
     src_addr: str
@@ -61,7 +62,7 @@ class FlowRecord:
     output_if: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps({name: getattr(self, name) for name in FIELDS}, separators=(",", ":"))
+        return json.dumps(self._asdict(), separators=(",", ":"))
 
 
 def utc_text(moment: datetime) -> str:
@@ -94,24 +95,53 @@ class Block:
     rows: list[tuple[str, ...]] | None
 
 
-def read_blocks(path: Path) -> Iterator[Block]:
+def read_blocks(path: Path, start: int = 0, end: int | None = None) -> Iterator[Block]:
+    """Blocks of the lines that start in the byte range [start, end) of a flows file
+    (``start`` must be a line start). Line numbers count from ``start``."""
     display = str(path)
     try:
-        handle = path.open("r", encoding="utf-8", newline="")
+        handle = path.open("rb")
     except OSError as exc:
         raise InputError([Diagnostic(display, 1, 1, f"cannot read file: {exc.strerror}")]) from None
     with handle:
-        lineno = 0
-        try:
-            while True:
-                lines = handle.readlines(BLOCK)
-                if not lines:
-                    return
-                rows = _CANONICAL_LINES.findall("".join(lines))
-                yield Block(lines, lineno + 1, rows if len(rows) == len(lines) else None)
-                lineno += len(lines)
-        except UnicodeDecodeError:
-            raise _bad(display, lineno + 1, 1, "not UTF-8 text (is this a binary file?)") from None
+        handle.seek(start)
+        pos, lineno = start, 0
+        while end is None or pos < end:
+            raw = handle.readlines(BLOCK)
+            if not raw:
+                return
+            if end is not None:
+                raw = _within(raw, pos, end)
+            pos += sum(len(b) for b in raw)
+            lines = _decode(raw, display, lineno)
+            rows = _CANONICAL_LINES.findall("".join(lines))
+            yield Block(lines, lineno + 1, rows if len(rows) == len(lines) else None)
+            lineno += len(lines)
+
+
+def _within(raw: list[bytes], pos: int, end: int) -> list[bytes]:
+    for index, line in enumerate(raw):
+        if pos >= end:
+            return raw[:index]
+        pos += len(line)
+    return raw
+
+
+def _decode(raw: list[bytes], display: str, lineno: int) -> list[str]:
+    try:
+        return [b.decode("utf-8") for b in raw]
+    except UnicodeDecodeError:
+        for index, line in enumerate(raw):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _bad(
+                    display,
+                    lineno + index + 1,
+                    exc.start + 1,
+                    "not UTF-8 text (is this a binary file?)",
+                ) from None
+        raise
 
 
 def _slow_lines(lines: list[str], display: str, first_line: int) -> Iterator[FlowRecord]:
@@ -119,14 +149,15 @@ def _slow_lines(lines: list[str], display: str, first_line: int) -> Iterator[Flo
     return _slow_block(lines, display, first_line - 1)
 
 
-def read_jsonl(path: Path) -> Iterator[FlowRecord]:
-    """Records of a flows file; the first bad line raises InputError at FILE:LINE:COL.
+def read_jsonl(path: Path, start: int = 0, end: int | None = None) -> Iterator[FlowRecord]:
+    """Records of a flows file (or of its byte range, see read_blocks); the first bad line
+    raises InputError at FILE:LINE:COL.
 
     Blocks of lines in the exact form drill writes are checked with one regex pass per
     block (the 1M-record catalog budget); any other block is read line by line.
     """
     display = str(path)
-    for block in read_blocks(path):
+    for block in read_blocks(path, start, end):
         fast = _fast_rows(block.rows) if block.rows is not None else None
         if fast is not None:
             yield from fast

@@ -194,3 +194,40 @@ def test_catalog_cli_over_bad_flow_files_exits_2_without_traceback(tmp_path: Pat
             f"{flows}{expected}"
         ), (name, done.stderr)
         assert not (tmp_path / "c.json").exists()
+
+
+def _write_records(path: Path, count: int) -> None:
+    with path.open("w") as out:
+        for i in range(count):
+            r = rec(f"198.51.100.{i % 200}", "192.0.2.20", 40000 + i % 20000, 40000, bytes=i)
+            out.write(r.to_json() + "\n")
+            back = rec("192.0.2.20", "192.0.2.12", 40000, 50000 + i % 10000, bytes=1)
+            out.write(back.to_json() + "\n")
+
+
+def test_parallel_workers_give_the_same_catalog(table, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from drill.flows import parallel
+
+    flows = tmp_path / "flows.jsonl"
+    _write_records(flows, 3000)
+    single = parallel.catalog_files([flows], table, workers=1).catalog([], "").model_dump()
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    multi = parallel.catalog_files([flows], table, workers=3).catalog([], "").model_dump()
+    for doc in (single, multi):
+        doc["source"].pop("generated")
+    assert multi == single
+    assert multi["source"]["records"] == 6000
+
+
+def test_parallel_errors_keep_the_file_line_number(table, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from drill.flows import parallel
+
+    flows = tmp_path / "flows.jsonl"
+    _write_records(flows, 3000)
+    lines = flows.read_text().splitlines(keepends=True)
+    lines[5000] = lines[5000].replace('"proto":6', '"proto":600')
+    flows.write_text("".join(lines))
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BYTES", 0)
+    with pytest.raises(InputError) as caught:
+        parallel.catalog_files([flows], table, workers=3)
+    assert str(caught.value).startswith(f"{flows}:5001:1: error: `proto`")
