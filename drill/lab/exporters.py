@@ -182,15 +182,20 @@ def start(plan: LabPlan) -> list[Running]:
 
 
 def stop(plan: LabPlan, grace: float = 3.0) -> None:
-    """Stop the recorded exporters by pid; a pid that is no longer softflowd is left alone."""
+    """Stop the recorded exporters by pid; a pid that is no longer what drill started is left
+    alone. The template refresher is its own process group (its pid): its `sleep` goes too."""
     record = exporters_dir(plan) / "pids.json"
     try:
         entries = [Running(**e) for e in json.loads(record.read_text())]
     except (FileNotFoundError, ValueError, TypeError):
         return
     pids = {e.pid for e in entries if _comm(e.pid) == e.comm}
+    groups = {e.pid for e in entries if e.pid in pids and e.comm == "sh"}
     for pid in pids:
         _signal(pid, signal.SIGTERM)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
         pids = {pid for pid in pids if _reap(pid)}
