@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 LAB := labs/two-dc
 # python3-venv: Debian's python3 has no `-m venv` without it. openssl: the lab hashes its
-# password with `openssl passwd`. chromium + driver: the HTML report's browser test. The rest
-# is what the lab and the probes run.
+# password with `openssl passwd`. chromium + driver: the HTML report's browser test.
+# softflowd, nfdump: the lab's flow exporters and drill's collector; gcc + libc6-dev build the
+# small libpcap shim softflowd needs on quiet interfaces (docs/flows.md). The rest is what the
+# lab and the probes run.
 SYSTEM_PACKAGES := python3-venv openssl frr frr-pythontools openssh-server openssh-client \
 	nftables iproute2 iputils-ping traceroute tcpdump procps psmisc util-linux curl \
-	chromium chromium-driver fonts-dejavu-core
+	chromium chromium-driver fonts-dejavu-core softflowd nfdump gcc libc6-dev
 REPORTS := reports
 
 .PHONY: setup system-deps venv test lint demo lab-up lab-down bench clean

@@ -10,6 +10,7 @@ import typer
 
 from drill import __version__
 from drill.cli import (
+    flows_commands,
     lab_commands,
     recovery_commands,
     report_commands,
@@ -55,6 +56,7 @@ run_commands.register(app)
 recovery_commands.register(app)
 lab_commands.register(app)
 report_commands.register(app)
+flows_commands.register(app)
 
 
 def main(observers: Sequence[Observer] = ()) -> None:

@@ -193,9 +193,14 @@ def plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Show what a run would do: order, target hosts per step, and the rollback plan."""
-    the_plan = build_plan(load(runbook, inventory, var))
+    from drill.flows.plan_section import run_check
+
+    loaded = load(runbook, inventory, var)
+    the_plan = build_plan(loaded)
+    flows = run_check(loaded, runbook)  # the runbook's evacuate + flows.catalog, if declared
     if as_json:
-        typer.echo(json.dumps(the_plan.as_dict(), indent=2))
+        doc = the_plan.as_dict() | ({"flows": flows.to_dict()} if flows else {})
+        typer.echo(json.dumps(doc, indent=2))
         return
     out = Console()
     out.print(Text(f"runbook {the_plan.runbook} (mode {the_plan.mode})", style="bold"))
@@ -212,6 +217,10 @@ def plan(
     out.print(Text("rollback plan (if a step or postcheck fails):", style="bold"))
     for index, line_text in enumerate(the_plan.rollback, start=1):
         out.print(Text(f"  {index}. {line_text}"), soft_wrap=True)
+    if flows is not None:
+        out.print(Text(f"flows that still need {flows.site} (drill flows check):", style="bold"))
+        for line_text in flows.lines():
+            out.print(Text(f"  {line_text}"), soft_wrap=True)
 
 
 def graph() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from drill.errors import InputError
 from drill.runbook.loader import load_runbook, parse_var_args
 from drill.runbook.model import Runbook
 
@@ -58,9 +59,22 @@ def schema_document() -> dict[str, object]:
     }
 
 
-def schema_command() -> None:
-    """Print the runbook JSON Schema."""
-    typer.echo(json.dumps(schema_document(), indent=2, sort_keys=False))
+SchemaArg = Annotated[
+    str, typer.Argument(help="Which file: runbook or services (drill flows).", metavar="[WHAT]")
+]
+
+
+def schema_command(what: SchemaArg = "runbook") -> None:
+    """Print the JSON Schema of a runbook (default) or of a services file."""
+    if what == "services":
+        from drill.flows.services import services_schema
+
+        doc = {"$schema": SCHEMA_URI, **services_schema(), "title": "drill services file"}
+    elif what == "runbook":
+        doc = schema_document()
+    else:
+        raise InputError(f"error: drill schema {what!r}: choose runbook or services")
+    typer.echo(json.dumps(doc, indent=2, sort_keys=False))
 
 
 def register(app: typer.Typer) -> None:

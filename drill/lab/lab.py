@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drill.errors import DrillError, LabError
-from drill.lab import health, hostprep, netns
+from drill.lab import exporters, health, hostprep, netns
 from drill.lab.conflicts import check_no_clash, check_same_lab
 from drill.lab.inventory import try_write_inventory
 from drill.lab.node import LAB_PASSWORD, LAB_USER, NodeRuntime
@@ -150,6 +150,7 @@ class Lab:
             state.holders = {rt.node.name: pid for rt, pid in zip(runtimes, pids, strict=True)}
             save_state(plan, state)
             list(pool.map(_start_node, runtimes, pids))
+        exporters.start(plan)  # flow exporters named by the topology's labels, if any
         plan.known_hosts.write_text(
             "".join(rt.host_key_line() + "\n" for rt in runtimes if rt.node.mgmt is not None)
         )
@@ -174,6 +175,7 @@ class Lab:
         """
         namespaces = sorted(set(self.plan.netns_names) | set(state.netns if state else []))
         ifaces = sorted(set(netns.host_ifaces(self.plan)) | set(state.host_ifaces if state else []))
+        exporters.stop(self.plan)
         left = netns.kill_namespace_processes(namespaces)
         netns.delete_namespaces(namespaces)
         netns.delete_host_ifaces(ifaces)

@@ -337,6 +337,10 @@ class TargetSelector(Strict):
     data: dict[str, Any] | None = Field(default=None, description="e.g. {site: dc1, role: edge}")
 
 
+class FlowsRef(Strict):
+    catalog: str = Field(description="flow catalog (drill flows catalog), relative to the runbook")
+
+
 class Runbook(Strict):
     api_version: Literal["drill/v1"] = Field(alias="apiVersion")
     name: str = Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -353,6 +357,12 @@ class Runbook(Strict):
     prechecks: list[Step] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
     postchecks: list[Step] = Field(default_factory=list)
+    evacuate: str | None = Field(
+        default=None,
+        description="the site this runbook empties; drill flows check and plan "
+        "list recorded flows that would still need it",
+    )
+    flows: FlowsRef | None = None
 
 
 ConfigStep.model_rebuild()

@@ -1,0 +1,1 @@
+"""Flow records: collect (nfcapd), normalize (nfdump), catalog by service, check a switchover."""
