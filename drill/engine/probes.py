@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from drill.engine.records import ProbeResult, StepRecord
-from drill.runbook.model import PacketProbe, ServiceProbe
+from drill.runbook.model import PacketProbe, ServiceProbe, SessionProbe
 
 log = logging.getLogger(__name__)
 
 
 class Probes:
-    def __init__(self, specs: Sequence[PacketProbe | ServiceProbe]) -> None:
+    def __init__(self, specs: Sequence[PacketProbe | ServiceProbe | SessionProbe]) -> None:
         self.specs = list(specs)
         self._running: list[Any] = []
         self._results: list[ProbeResult] | None = None

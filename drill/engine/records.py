@@ -72,9 +72,41 @@ class Outage:
 
 
 @dataclass
+class SessionLoss:
+    """One session probe connection that ended during the drill (epoch seconds)."""
+
+    session: int  # index of the connection in the probe, 0-based
+    at: float  # send time of the first message that got no (good) answer
+    detected: float  # when the agent gave up on it
+    reason: str  # "reset" (RST), "closed" (FIN from the peer), "stalled", "bad-echo"
+    step: str | None = None  # the step running at ``at``; set by attribution
+
+
+@dataclass
+class SessionStats:
+    """A session probe's own counts; ``ProbeResult.sent``/``lost`` count its messages."""
+
+    requested: int
+    opened: int
+    losses: list[SessionLoss] = field(default_factory=list)
+    open_failures: dict[str, int] = field(default_factory=dict)  # why a session never opened
+
+    @property
+    def lost(self) -> int:
+        return len(self.losses)
+
+    @property
+    def survived(self) -> int:
+        return self.opened - self.lost
+
+    def count(self, *reasons: str) -> int:
+        return sum(1 for loss in self.losses if loss.reason in reasons)
+
+
+@dataclass
 class ProbeResult:
     name: str
-    kind: str  # "packet" | "service"
+    kind: str  # "packet" | "service" | "session"
     rate: float
     sent: int
     lost: int
@@ -83,6 +115,7 @@ class ProbeResult:
     by_step: dict[str, dict[str, float]] = field(default_factory=dict)  # {step: {lost, max_gap_ms}}
     backends: dict[str, int] = field(default_factory=dict)  # service probe: answers per backend
     error: str | None = None
+    sessions: SessionStats | None = None  # session probes only
 
 
 @dataclass

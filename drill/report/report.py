@@ -25,6 +25,7 @@ from drill.report.facts import (
     step_duration_s,
 )
 from drill.report.files import resolve_target, write_atomic
+from drill.report.sessions import session_fields
 from drill.secrets import mask_secrets
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def _step(step: StepRecord) -> dict[str, Any]:
 
 def _probe(probe: ProbeResult) -> dict[str, Any]:
     interval_s = 1.0 / probe.rate if probe.rate > 0 else 0.0
-    return {
+    body = {
         "name": probe.name,
         "kind": probe.kind,
         "rate": probe.rate,
@@ -141,6 +142,9 @@ def _probe(probe: ProbeResult) -> dict[str, Any]:
         ],
         "error": probe.error,
     }
+    if probe.sessions is not None:
+        body.update(session_fields(probe.sessions))
+    return body
 
 
 def _mask_all(value: Any, secrets: tuple[str, ...]) -> Any:

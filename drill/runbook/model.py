@@ -251,7 +251,32 @@ class ServiceProbe(Strict):
     max_gap: Duration | None = None
 
 
-Probe = Annotated[PacketProbe | ServiceProbe, Field(discriminator="kind")]
+class SessionProbe(Strict):
+    """Long-lived TCP sessions to an echo endpoint at a fixed address (docs/probes.md)."""
+
+    name: str
+    kind: Literal["session"]
+    target: str = Field(description="echo endpoint address: a server's own, not a moving VIP")
+    port: int = Field(default=7007, ge=1, le=65535)
+    sessions: int = Field(default=50, ge=1, le=1000, description="connections kept open")
+    interval: Duration = Field(
+        default_factory=lambda: Duration.parse("100ms"), description="between two messages"
+    )
+    timeout: Duration = Field(
+        default_factory=lambda: Duration.parse("3s"), description="no answer by then: stalled"
+    )
+    from_: Vantage = Field(default="local", alias="from")
+    max_lost_sessions: int | None = Field(default=None, ge=0, description="exceeding it fails")
+
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _positive(cls, value: Duration) -> Duration:
+        if float(value) <= 0:
+            raise ValueError("must be longer than 0")
+        return value
+
+
+Probe = Annotated[PacketProbe | ServiceProbe | SessionProbe, Field(discriminator="kind")]
 
 # --- the runbook ----------------------------------------------------------------------
 

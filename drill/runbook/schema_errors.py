@@ -134,7 +134,7 @@ def _tag_message(item: Any, path: JsonPath, data: Any) -> str:
     ctx = item.get("ctx") or {}
     what = "probe" if path[:1] == ("probes",) else "step"
     expected = str(ctx.get("expected_tags", "")).replace("'", "") or (
-        "packet, service" if what == "probe" else ", ".join(STEP_KINDS)
+        "packet, service, session" if what == "probe" else ", ".join(STEP_KINDS)
     )
     if item["type"] == "union_tag_not_found":
         return f"missing 'kind' in {describe(path, data)} (one of: {expected})"
