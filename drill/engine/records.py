@@ -119,6 +119,18 @@ class ProbeResult:
 
 
 @dataclass
+class RtoPlan:
+    """The runbook's ``rto`` as the report needs it (drill/runbook/rto.py derives it)."""
+
+    target_s: float | None = None
+    bound_s: float | None = None
+    bound_terms: dict[str, float] = field(default_factory=dict)  # each detection, plus
+    probe: str | None = None  # measured from this probe; None: the service probes
+    after: str | None = None  # from the start of this step (the fault)
+    before: str | None = None  # interruptions starting before this step (the failback)
+
+
+@dataclass
 class RunRecord:
     run_id: str
     runbook_name: str
@@ -135,5 +147,6 @@ class RunRecord:
     restore: dict[str, RestoreResult] = field(default_factory=dict)
     probes: list[ProbeResult] = field(default_factory=list)
     rto_target_s: float | None = None
+    rto: RtoPlan = field(default_factory=RtoPlan)
     host_key_policy: str = "strict"
     notes: list[str] = field(default_factory=list)  # loud warnings: what is left changed, etc.

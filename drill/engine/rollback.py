@@ -19,8 +19,9 @@ from drill.engine import deadman
 from drill.engine.context import StepContext
 from drill.engine.hosts import device, run_per_host
 from drill.engine.records import HostResult, StepRecord, StepStatus
-from drill.runbook.model import CommandStep, ConfigStep, StepBase
+from drill.runbook.model import CommandStep, ConfigStep, FaultStep, StepBase
 from drill.secrets import mask_secrets
+from drill.steps import fault
 from drill.steps.base import StepOutcome
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,11 @@ def actions_for(
                 )
             ]
         return _explicit(done, step.rollback, changed, hosts_for, run_step)
+    if isinstance(step, FaultStep) and step.action != "clear" and step.rollback == "auto":
+        if done.record.status == StepStatus.SKIPPED:
+            return []
+        name = f"clear faults of {step.name!r}"
+        return [RollbackAction(done, name, "fault", [], lambda ctx: fault.undo(step, ctx))]
     if isinstance(step, CommandStep) and isinstance(step.rollback, list):
         if done.record.status == StepStatus.SKIPPED:
             return []

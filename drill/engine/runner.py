@@ -37,6 +37,7 @@ from drill.engine.rollback import Executed, actions_for, skipped_note
 from drill.engine.rundir import RunDir, make_run_id
 from drill.errors import DrillError
 from drill.runbook.model import CommandStep, ConfigStep, StepBase
+from drill.runbook.rto import rto_plan
 from drill.secrets import mask_secrets
 from drill.steps import HANDLERS
 from drill.steps.base import StepOutcome
@@ -108,6 +109,7 @@ class Engine:
         self.options = options
         self.config = config or EngineConfig()
         model = runbook.model
+        rto = rto_plan(model)
         self.run_id = rundir.path.name if rundir else make_run_id(model.name)
         self.rundir = rundir or RunDir.create(self.run_id, self.config.state_base)
         self.record = RunRecord(
@@ -120,7 +122,8 @@ class Engine:
             operator=options.operator or _operator(),
             change_id=options.change_id,
             started=datetime.now(UTC),
-            rto_target_s=float(model.rto) if model.rto is not None else None,
+            rto_target_s=rto.target_s,
+            rto=rto,
         )
         secrets = inventory_secrets(nr)
         if rundir is None:

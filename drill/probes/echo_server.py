@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import socket
@@ -57,8 +58,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _serve_when_address_exists(bind: str, port: int, wait: float = 10.0) -> None:
+    # A lab node's exec line may start before its routing daemon has put the address on.
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        try:
+            await serve(bind, port)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
 async def _main(bind: str, port: int) -> None:
-    task = asyncio.ensure_future(serve(bind, port))
+    task = asyncio.ensure_future(_serve_when_address_exists(bind, port))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)

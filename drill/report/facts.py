@@ -79,6 +79,10 @@ def measured_rto_s(record: RunRecord) -> float | None:
     that failed (``error``) still counts for what it measured before it failed, so the value
     is then a lower bound and :func:`rto_met` refuses to call the target met.
     """
+    from drill.report import rto  # the runbook's rto block picks a probe and a window
+
+    if rto.uses_window(record):
+        return rto.measured_s(record)
     probes = service_probes(record)
     if not probes:
         return None

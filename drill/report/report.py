@@ -25,6 +25,7 @@ from drill.report.facts import (
     step_duration_s,
 )
 from drill.report.files import resolve_target, write_atomic
+from drill.report.rto import rto_fields
 from drill.report.sessions import session_fields
 from drill.secrets import mask_secrets
 
@@ -68,6 +69,7 @@ def build_report(record: RunRecord, *, secrets: Iterable[str] = ()) -> dict[str,
             "target_s": record.rto_target_s,
             "measured_s": measured_rto_s(record),
             "met": rto_met(record),
+            **rto_fields(record, measured_rto_s(record)),
         },
         "host_key_policy": record.host_key_policy,
         "notes": list(record.notes),

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from drill.engine.context import StepContext
 from drill.runbook.model import StepBase
-from drill.steps import approval, check, command, config, pause, validate, wait_until
+from drill.steps import approval, check, command, config, fault, pause, validate, wait_until
 from drill.steps.base import StepOutcome
 
 Handler = Callable[[StepBase, StepContext, list[str]], StepOutcome]
@@ -19,6 +19,7 @@ HANDLERS: dict[str, Handler] = {
     "pause": pause.run,
     "approval": approval.run,
     "command": command.run,
+    "fault": fault.run,
 }
 
 # Kinds that only read: in dry-run everything else inside `steps` is listed, not run.
