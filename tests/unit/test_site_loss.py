@@ -220,3 +220,22 @@ def test_fault_step_failure_is_a_failed_step_not_a_crash(tmp_path: Path) -> None
     outcome = fault.run(step, ctx, [])
     assert not outcome.ok
     assert outcome.message is not None and outcome.message.startswith("lab missing: ")
+
+
+def test_console_summary_shows_the_bound_and_lost_sessions() -> None:
+    import io
+
+    from rich.console import Console
+
+    from drill.engine.records import SessionLoss, SessionStats
+    from drill.report.console import ConsoleObserver
+
+    record = _record([_gap(10.0, 380.0)], RTO, STEPS)
+    loss = SessionLoss(4, at=T0 + 10.05, detected=T0 + 13.05, reason="stalled")
+    stats = SessionStats(requested=50, opened=50, losses=[loss])
+    record.probes.append(ProbeResult("sess", "session", 500.0, 9000, 1, 20.0, sessions=stats))
+    buffer = io.StringIO()
+    ConsoleObserver(Console(file=buffer, width=200, color_system=None)).summary(record)
+    text = buffer.getvalue()
+    assert "measured 0.380 s, bound 0.561 s (x0.68)" in text
+    assert "1/50 sessions" in text
