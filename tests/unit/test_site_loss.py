@@ -239,3 +239,22 @@ def test_console_summary_shows_the_bound_and_lost_sessions() -> None:
     text = buffer.getvalue()
     assert "measured 0.380 s, bound 0.561 s (x0.68)" in text
     assert "1/50 sessions" in text
+
+
+@pytest.mark.parametrize(
+    ("rto", "expected"),
+    [
+        ("{bound: {plus: 1s}}", "3:14: error: 'rto.bound': a bound needs at least one of bfd"),
+        ("{bound: {vrrp: {advert: 1s, priority: 300}}}",
+         "3:44: error: 'rto.bound.vrrp.priority': must be less than or equal to 254"),
+        ("{target: 5s, bound: 1x}", "3:26: error: 'rto.bound': bad duration '1x'"),
+        ("fast", "3:6: error: 'rto': bad duration 'fast'"),
+    ],
+)  # fmt: skip
+def test_a_bad_rto_is_one_located_line(tmp_path: Path, rto: str, expected: str) -> None:
+    path = tmp_path / "r.yml"
+    path.write_text(f"apiVersion: drill/v1\nname: x\nrto: {rto}\n")
+    with pytest.raises(InputError) as caught:
+        load_runbook(path)
+    lines = [str(d) for d in caught.value.diagnostics]
+    assert len(lines) == 1 and expected in lines[0], lines
