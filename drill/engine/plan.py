@@ -10,7 +10,7 @@ from typing import Any
 
 from drill.engine.context import LoadedRunbookLike
 from drill.engine.records import Phase
-from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, Step
+from drill.runbook.model import CheckSpec, CommandStep, ConfigStep, FaultStep, Step
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ def _detail(step: Step, runbook: LoadedRunbookLike) -> str:
         return ", ".join(parts)
     if isinstance(step, CommandStep):
         return " ".join(step.argv) + (" (read-only)" if step.read_only else "")
+    if isinstance(step, FaultStep):
+        what = [f"node {n}" for n in step.nodes] + [f"link {x}" for x in step.links]
+        return f"lab {step.lab}: {step.action} {', '.join(what) or 'every fault'}".rstrip()
     getter = getattr(step, "getter", None)
     return str(getter or getattr(step, "http", None) or getattr(step, "traceroute", "") or "")
 
@@ -115,6 +118,8 @@ def rollback_plan(runbook: LoadedRunbookLike) -> list[str]:
             else:
                 names = ", ".join(s.name for s in step.rollback)
                 lines.append(f"{step.name}: run {names} on the hosts it changed, of: {hosts}")
+        elif isinstance(step, FaultStep) and step.action != "clear" and step.rollback == "auto":
+            lines.append(f"{step.name}: clear the faults it injected (lab {step.lab})")
         elif isinstance(step, CommandStep) and isinstance(step.rollback, list):
             names = ", ".join(s.name for s in step.rollback)
             lines.append(f"{step.name}: run {names} if it ran")

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from drill.engine.records import ProbeResult, StepRecord
-from drill.runbook.model import PacketProbe, ServiceProbe
+from drill.runbook.model import PacketProbe, ServiceProbe, SessionProbe
 
 log = logging.getLogger(__name__)
 
 
 class Probes:
     def __init__(
-        self, specs: Sequence[PacketProbe | ServiceProbe], bins_dir: Path | None = None
+        self,
+        specs: Sequence[PacketProbe | ServiceProbe | SessionProbe],
+        bins_dir: Path | None = None,
     ) -> None:
         self.specs = list(specs)
         self.bins_dir = bins_dir  # per-bin timeline for the HTML report

@@ -73,9 +73,41 @@ class Outage:
 
 
 @dataclass
+class SessionLoss:
+    """One session probe connection that ended during the drill (epoch seconds)."""
+
+    session: int  # index of the connection in the probe, 0-based
+    at: float  # send time of the first message that got no (good) answer
+    detected: float  # when the agent gave up on it
+    reason: str  # "reset" (RST), "closed" (FIN from the peer), "stalled", "bad-echo"
+    step: str | None = None  # the step running at ``at``; set by attribution
+
+
+@dataclass
+class SessionStats:
+    """A session probe's own counts; ``ProbeResult.sent``/``lost`` count its messages."""
+
+    requested: int
+    opened: int
+    losses: list[SessionLoss] = field(default_factory=list)
+    open_failures: dict[str, int] = field(default_factory=dict)  # why a session never opened
+
+    @property
+    def lost(self) -> int:
+        return len(self.losses)
+
+    @property
+    def survived(self) -> int:
+        return self.opened - self.lost
+
+    def count(self, *reasons: str) -> int:
+        return sum(1 for loss in self.losses if loss.reason in reasons)
+
+
+@dataclass
 class ProbeResult:
     name: str
-    kind: str  # "packet" | "service"
+    kind: str  # "packet" | "service" | "session"
     rate: float
     sent: int
     lost: int
@@ -84,6 +116,19 @@ class ProbeResult:
     by_step: dict[str, dict[str, float]] = field(default_factory=dict)  # {step: {lost, max_gap_ms}}
     backends: dict[str, int] = field(default_factory=dict)  # service probe: answers per backend
     error: str | None = None
+    sessions: SessionStats | None = None  # session probes only
+
+
+@dataclass
+class RtoPlan:
+    """The runbook's ``rto`` as the report needs it (drill/runbook/rto.py derives it)."""
+
+    target_s: float | None = None
+    bound_s: float | None = None
+    bound_terms: dict[str, float] = field(default_factory=dict)  # each detection, plus
+    probe: str | None = None  # measured from this probe; None: the service probes
+    after: str | None = None  # from the start of this step (the fault)
+    before: str | None = None  # interruptions starting before this step (the failback)
 
 
 @dataclass
@@ -103,5 +148,6 @@ class RunRecord:
     restore: dict[str, RestoreResult] = field(default_factory=dict)
     probes: list[ProbeResult] = field(default_factory=list)
     rto_target_s: float | None = None
+    rto: RtoPlan = field(default_factory=RtoPlan)
     host_key_policy: str = "strict"
     notes: list[str] = field(default_factory=list)  # loud warnings: what is left changed, etc.

@@ -20,8 +20,9 @@ from drill.engine.context import StepContext
 from drill.engine.events import StepKey
 from drill.engine.hosts import device, journaled_commit, run_per_host
 from drill.engine.records import HostResult, StepRecord, StepStatus
-from drill.runbook.model import CommandStep, ConfigStep, Step
+from drill.runbook.model import CommandStep, ConfigStep, FaultStep, Step
 from drill.secrets import mask_secrets
+from drill.steps import fault
 from drill.steps.base import StepOutcome
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,11 @@ def actions_for(
                 )
             ]
         return _explicit(done, step.rollback, changed, hosts_for, run_step)
+    if isinstance(step, FaultStep) and step.action != "clear" and step.rollback == "auto":
+        if done.record.status == StepStatus.SKIPPED:
+            return []
+        name = f"clear faults of {step.name!r}"
+        return [RollbackAction(done, name, "fault", [], lambda ctx: fault.undo(step, ctx))]
     if isinstance(step, CommandStep) and isinstance(step.rollback, list):
         if done.record.status == StepStatus.SKIPPED:
             return []

@@ -44,6 +44,7 @@ from drill.engine.rollback import Executed, actions_for, skipped_note
 from drill.engine.rundir import RunDir, make_run_id
 from drill.errors import DrillError
 from drill.runbook.model import CommandStep, ConfigStep, Step
+from drill.runbook.rto import rto_plan
 from drill.secrets import mask_secrets
 from drill.steps import run_step
 from drill.steps.base import StepOutcome
@@ -560,6 +561,7 @@ def _key(phase: Phase, index: int, step: Step) -> StepKey:
 
 def _new_record(run_id: str, runbook: LoadedRunbookLike, options: RunOptions) -> RunRecord:
     model = runbook.model
+    rto = rto_plan(model)
     return RunRecord(
         run_id=run_id,
         runbook_name=model.name,
@@ -570,7 +572,8 @@ def _new_record(run_id: str, runbook: LoadedRunbookLike, options: RunOptions) ->
         operator=options.operator or _operator(),
         change_id=options.change_id,
         started=datetime.now(UTC),
-        rto_target_s=float(model.rto) if model.rto is not None else None,
+        rto_target_s=rto.target_s,
+        rto=rto,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from drill.errors import InputError, LabError
 from drill.lab.lab import Lab
@@ -82,21 +83,45 @@ def _ports(lab: Lab, fault: FaultRecord) -> list[Port]:
     return [p for pair in ends for p in pair]
 
 
+def _blackhole_rules(iface: str) -> str:
+    return (
+        f"table netdev {_table(iface)} {{\n"
+        f'  chain in {{ type filter hook ingress device "{iface}" priority -500; '
+        "policy drop; }\n"
+        f'  chain out {{ type filter hook egress device "{iface}" priority -500; '
+        "policy drop; }\n"
+        "}\n"
+    )
+
+
 def _apply_one(lab: Lab, fault: FaultRecord) -> None:
     for port in _ports(lab, fault):
         if fault.mode == "down":
             run(["ip", "-n", port.netns, "link", "set", "dev", port.iface, "down"])
         else:
-            table = _table(port.iface)
-            rules = (
-                f"table netdev {table} {{\n"
-                f'  chain in {{ type filter hook ingress device "{port.iface}" priority -500; '
-                "policy drop; }\n"
-                f'  chain out {{ type filter hook egress device "{port.iface}" priority -500; '
-                "policy drop; }\n"
-                "}\n"
+            run(
+                ["ip", "netns", "exec", port.netns, "nft", "-f", "-"],
+                input_text=_blackhole_rules(port.iface),
             )
-            run(["ip", "netns", "exec", port.netns, "nft", "-f", "-"], input_text=rules)
+
+
+def _apply_at_once(lab: Lab, faults: list[FaultRecord]) -> None:
+    """Every port of ``faults``, one command per namespace, the namespaces in parallel: a
+    site that dies dies everywhere within a few milliseconds, not link after link."""
+    by_netns: dict[str, dict[str, str]] = {}
+    for fault in faults:
+        for port in _ports(lab, fault):
+            by_netns.setdefault(port.netns, {})[port.iface] = fault.mode
+
+    def one(netns: str, ifaces: dict[str, str]) -> None:
+        rules = "".join(_blackhole_rules(i) for i, m in ifaces.items() if m == "blackhole")
+        if rules:
+            run(["ip", "netns", "exec", netns, "nft", "-f", "-"], input_text=rules)
+        for iface in (i for i, m in ifaces.items() if m == "down"):
+            run(["ip", "-n", netns, "link", "set", "dev", iface, "down"])
+
+    with ThreadPoolExecutor(max_workers=max(1, len(by_netns))) as pool:
+        list(pool.map(one, by_netns, by_netns.values()))
 
 
 def _undo_one(lab: Lab, fault: FaultRecord) -> None:
@@ -151,6 +176,25 @@ def apply_fault(lab: Lab, kind: str, target: str, mode: str) -> FaultRecord:
         save_state(lab.plan, state)
     log.info("fault %s %s on lab %s", record.key, record.mode, lab.name)
     return record
+
+
+def apply_faults(lab: Lab, targets: list[tuple[str, str]], mode: str) -> list[FaultRecord]:
+    """Inject ``(kind, target)`` faults all at once (see :func:`_apply_at_once`) and record
+    them; a target already faulted is undone first, as in :func:`apply_fault`."""
+    require_root("drill lab fault")
+    records = [_validate(lab, kind, target, mode) for kind, target in targets]
+    with lab_lock(lab.plan):
+        state = load_state(lab.plan)
+        if state is None or not state.holders:
+            raise LabError(f"lab {lab.name} is not up")
+        keys = {r.key for r in records}
+        for old in [f for f in state.faults if f.key in keys]:
+            _undo_one(lab, old)
+        state.faults = [f for f in state.faults if f.key not in keys] + records
+        _apply_at_once(lab, records)
+        save_state(lab.plan, state)
+    log.info("faults %s %s on lab %s", ", ".join(sorted(keys)), mode, lab.name)
+    return records
 
 
 def clear_faults(lab: Lab, kind: str | None = None, target: str | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""The probe agent process: ``python -m drill.probes.agent packet|service|udp-echo ...``.
+"""The probe agent: ``python -m drill.probes.agent packet|service|session|udp-echo ...``.
 
 The orchestrator starts it inside the vantage point (``ip netns exec NAME ...``) and reads
 JSON lines from its stdout (drill/probes/wire.py). It stops when its stdin closes (so it never
@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     service.add_argument("--rate", type=float, required=True, help="requests per second")
     service.add_argument("--timeout", type=float, default=1.0, help="seconds per request")
     _bins_options(service)
+    session = sub.add_parser("session", help="long-lived TCP sessions to an echo endpoint")
+    session.add_argument("--target", required=True)
+    session.add_argument("--port", type=int, required=True)
+    session.add_argument("--sessions", type=int, default=50)
+    session.add_argument("--interval", type=float, default=0.1, help="seconds between messages")
+    session.add_argument("--timeout", type=float, default=3.0, help="later answers: stalled")
     echo = sub.add_parser("udp-echo", help="UDP echo server for udp packet probes")
     echo.add_argument("--port", type=int, required=True)
     echo.add_argument("--bind", default="::", help="address to listen on")
@@ -121,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.mode in ("packet", "service"):
             _measure(args, stop, emit)
+        elif args.mode == "session":
+            from drill.probes.session import SessionAgent, SessionOptions
+
+            sessions = SessionOptions(
+                args.target, args.port, args.sessions, args.interval, args.timeout
+            )
+            SessionAgent(sessions).run(stop, emit)
         else:
             emit(wire.Ready(started=time.time()))
             _udp_echo(args.bind, args.port, stop)

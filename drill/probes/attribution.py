@@ -43,6 +43,11 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
 
 def attribute(result: ProbeResult, steps: Steps) -> None:
     """Fill ``result.by_step`` from ``result.outages`` for every step in ``steps``."""
+    if result.sessions is not None:
+        from drill.probes.session_attribution import attribute_sessions
+
+        attribute_sessions(result, steps)
+        return
     interval = 1.0 / result.rate if result.rate > 0 else 0.0
     by_step: dict[str, dict[str, float]] = {}
     for name, start, end in steps:

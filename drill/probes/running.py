@@ -16,7 +16,7 @@ from types import TracebackType
 from drill.engine.records import ProbeResult
 from drill.errors import DrillError, InputError, NeedsRootError
 from drill.probes import bins, vantage, wire
-from drill.runbook.model import PacketProbe, ServiceProbe
+from drill.runbook.model import PacketProbe, ServiceProbe, SessionProbe
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,20 @@ GRACE = 1.0  # packet probe: replies later than this count as lost
 STOP_SLACK = 5.0  # beyond grace/timeout, before the agent is killed
 
 
+AnyProbe = PacketProbe | ServiceProbe | SessionProbe
+
+
 class ProbeError(DrillError):
     """A probe could not start (bad target, no namespace, no raw socket)."""
 
 
-def agent_argv(spec: PacketProbe | ServiceProbe, bins_file: Path | None = None) -> list[str]:
+def agent_argv(spec: AnyProbe, bins_file: Path | None = None) -> list[str]:
     """The agent command line for ``spec``, not yet wrapped for its vantage point."""
     base = [sys.executable, "-m", "drill.probes.agent"]
+    if isinstance(spec, SessionProbe):
+        return [*base, "session", "--target", spec.target, "--port", str(spec.port),
+                "--sessions", str(spec.sessions), "--interval", str(float(spec.interval)),
+                "--timeout", str(float(spec.timeout))]  # fmt: skip
     if isinstance(spec, ServiceProbe):
         return [*base, "service", "--url", spec.url, "--rate", str(spec.rate),
                 "--timeout", str(float(spec.timeout)), *_bins_args(spec, bins_file)]  # fmt: skip
@@ -54,7 +61,7 @@ def _bins_args(spec: PacketProbe | ServiceProbe, bins_file: Path | None) -> list
     return ["--bins", str(bins_file), "--bin-s", str(width)]
 
 
-def _check_privileges(spec: PacketProbe | ServiceProbe) -> None:
+def _check_privileges(spec: AnyProbe) -> None:
     in_netns = vantage.netns_of(spec.from_) is not None
     raw = isinstance(spec, PacketProbe) and spec.protocol == "icmp"
     if (in_netns or raw) and os.geteuid() != 0:
@@ -65,7 +72,7 @@ def _check_privileges(spec: PacketProbe | ServiceProbe) -> None:
 class RunningProbe:
     """A started probe. Use ``stop()`` once; or use it as a context manager."""
 
-    def __init__(self, spec: PacketProbe | ServiceProbe, bins_dir: Path | None = None) -> None:
+    def __init__(self, spec: AnyProbe, bins_dir: Path | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.kind = spec.kind
@@ -108,16 +115,19 @@ class RunningProbe:
             except ValueError as exc:
                 log.warning("probe %s: %s", self.name, exc)
                 continue
-            if isinstance(message, wire.Ready):
-                self._ready.set()
-            elif isinstance(message, wire.Progress):
-                self._progress = message
-            elif isinstance(message, wire.Result):
-                self._result = message
-            else:
-                self._error = message.message
+            self._on_message(message)
         self._done.set()
         self._ready.set()  # wake start-up if the agent died before it was ready
+
+    def _on_message(self, message: wire.Message) -> None:
+        if isinstance(message, wire.Ready):
+            self._ready.set()
+        elif isinstance(message, wire.Progress):
+            self._progress = message
+        elif isinstance(message, wire.Result):
+            self._result = message
+        elif isinstance(message, wire.Error):
+            self._error = message.message
 
     def _read_stderr(self) -> None:
         assert self._proc.stderr is not None
@@ -155,9 +165,7 @@ class RunningProbe:
         # An OSError means the agent is already gone; its exit status tells why.
         with contextlib.suppress(OSError):
             self._proc.stdin.close()
-        wait = (
-            float(self.spec.timeout) if isinstance(self.spec, ServiceProbe) else GRACE
-        ) + STOP_SLACK
+        wait = self._stop_wait() + STOP_SLACK
         try:
             self._proc.wait(wait)
         except subprocess.TimeoutExpired:
@@ -171,14 +179,23 @@ class RunningProbe:
         self._final = self._to_record()
         return self._final
 
+    def _stop_wait(self) -> float:
+        """How long the agent may take to decide its last answers once told to stop."""
+        return float(self.spec.timeout) if isinstance(self.spec, ServiceProbe) else GRACE
+
+    def _rated(self) -> PacketProbe | ServiceProbe:
+        # Session probes have their own class (session_running.py); this one is rate-based.
+        assert not isinstance(self.spec, SessionProbe)
+        return self.spec
+
     def _to_record(self) -> ProbeResult:
-        r = self._result
+        r, spec = self._result, self._rated()
         if r is None:
             p = self._progress or wire.Progress(0, 0, 0.0, 0.0)
             gap = max(p.max_gap_ms, p.ongoing_gap_ms)
-            return ProbeResult(self.name, self.kind, float(self.spec.rate), p.sent, p.lost, gap,
+            return ProbeResult(self.name, self.kind, float(spec.rate), p.sent, p.lost, gap,
                                error=self._agent_failure())  # fmt: skip
-        interval = 1.0 / self.spec.rate
+        interval = 1.0 / spec.rate
         max_gap = max((o.gap_ms(interval) for o in r.outages), default=0.0)
         log.info("probe %s: sent %d lost %d max gap %.1f ms, agent cpu %.2f s, late %d, "
                  "skipped %d, failures %s", self.name, r.sent, r.lost, max_gap, r.cpu_s,
@@ -186,7 +203,7 @@ class RunningProbe:
         return ProbeResult(
             name=self.name,
             kind=self.kind,
-            rate=float(self.spec.rate),
+            rate=float(spec.rate),
             sent=r.sent,
             lost=r.lost,
             max_gap_ms=round(max_gap, 3),
@@ -211,10 +228,11 @@ class RunningProbe:
             lost, gap = p.lost, max(p.max_gap_ms, p.ongoing_gap_ms)
             error = self._agent_failure() if self._done.is_set() else None
         unit = "packets" if self.kind == "packet" else "requests"
-        if self.spec.max_loss is not None and lost > self.spec.max_loss:
-            return f"probe {self.name}: {lost} {unit} lost, limit {self.spec.max_loss}"
-        if self.spec.max_gap is not None and gap > float(self.spec.max_gap) * 1000.0:
-            return f"probe {self.name}: interruption {gap:.0f} ms, limit {self.spec.max_gap}"
+        spec = self._rated()
+        if spec.max_loss is not None and lost > spec.max_loss:
+            return f"probe {self.name}: {lost} {unit} lost, limit {spec.max_loss}"
+        if spec.max_gap is not None and gap > float(spec.max_gap) * 1000.0:
+            return f"probe {self.name}: interruption {gap:.0f} ms, limit {spec.max_gap}"
         if error is not None:
             return f"probe {self.name} stopped measuring: {error}"
         return None
@@ -231,7 +249,11 @@ class RunningProbe:
         self.stop()
 
 
-def start_probe(spec: PacketProbe | ServiceProbe, bins_dir: Path | None = None) -> RunningProbe:
+def start_probe(spec: AnyProbe, bins_dir: Path | None = None) -> RunningProbe:
     """Start ``spec`` at its vantage point; it measures until ``stop()``. With ``bins_dir``
-    the agent records the per-bin timeline there (drill.probes.bins)."""
+    the agent records the per-bin timeline there (drill.probes.bins; not for sessions)."""
+    if isinstance(spec, SessionProbe):
+        from drill.probes.session_running import RunningSessionProbe
+
+        return RunningSessionProbe(spec)
     return RunningProbe(spec, bins_dir)

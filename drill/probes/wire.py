@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from drill.engine.records import Outage
+from drill.engine.records import Outage, SessionLoss
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,38 @@ class Error:
     message: str
 
 
-Message = Ready | Progress | Result | Error
+@dataclass(frozen=True)
+class SessionProgress:
+    """Session probe: what is decided so far (``lost`` counts sessions, not messages)."""
+
+    opened: int
+    lost: int
+    sent: int
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    requested: int
+    opened: int
+    sent: int  # messages
+    answered: int
+    interval: float
+    started: float
+    stopped: float
+    max_gap_ms: float  # longest wait between two answers on one session, minus the interval
+    losses: list[SessionLoss] = field(default_factory=list)
+    open_failures: dict[str, int] = field(default_factory=dict)
+    cpu_s: float = 0.0
+
+
+Message = Ready | Progress | Result | Error | SessionProgress | SessionResult
 _TYPES: dict[str, type[Message]] = {
     "ready": Ready,
     "progress": Progress,
     "result": Result,
     "error": Error,
+    "session_progress": SessionProgress,
+    "session_result": SessionResult,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 
@@ -76,6 +102,8 @@ def decode(line: str) -> Message:
         cls = _TYPES[body.pop("type")]
         if cls is Result:
             body["outages"] = [Outage(float(s), float(e), int(n)) for s, e, n in body["outages"]]
+        if cls is SessionResult:
+            body["losses"] = [SessionLoss(**loss) for loss in body["losses"]]
         return cls(**body)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not an agent message: {line[:200]!r} ({exc})") from None

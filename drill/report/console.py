@@ -231,9 +231,13 @@ class ConsoleObserver:
         target = record.rto_target_s
         text = Text(f"target {_seconds(target)}, measured ")
         if measured is None:
-            text.append("- (no service probe)", style="dim")
+            why = "no measurement in the failure window" if record.rto.after else "no service probe"
+            text.append(f"- ({why})", style="dim")
             return text
         text.append(_seconds(measured))
+        if record.rto.bound_s:
+            ratio = measured / record.rto.bound_s
+            text.append(f", bound {_seconds(record.rto.bound_s)} (x{ratio:.2f})")
         met = rto_met(record)
         if met is True:
             text.append("  met", style="bold green")
@@ -262,6 +266,10 @@ class ConsoleObserver:
             if worst is not None and worst[1].get("max_gap_ms", 0.0) > 0:
                 worst_text = Text(f"{self._mask(worst[0])} ({worst[1]['max_gap_ms']:.0f} ms)")
             gap = Text(f"{probe.max_gap_ms:.0f} ms")
+            lost = Text(str(probe.lost), style="red" if probe.lost else "green")
+            if probe.sessions is not None:
+                st = probe.sessions
+                lost = Text(f"{st.lost}/{st.opened} sessions", style="red" if st.lost else "green")
             if probe.error:
                 gap.append(f"  ERROR: {self._mask(probe.error)}", style="bold red")
             table.add_row(
@@ -269,7 +277,7 @@ class ConsoleObserver:
                 Text(probe.kind),
                 Text(f"{probe.rate:g}"),
                 Text(str(probe.sent)),
-                Text(str(probe.lost), style="red" if probe.lost else "green"),
+                lost,
                 gap,
                 worst_text,
             )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from drill.engine.records import Outcome, ProbeResult, RunRecord, StepRecord
 from drill.errors import ExitCode
+from drill.report import rto
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,15 @@ def service_probes(record: RunRecord) -> list[ProbeResult]:
 
 
 def measured_rto_s(record: RunRecord) -> float | None:
-    """The longest interruption any service probe saw, in seconds.
+    """The longest interruption any service probe saw, in seconds; with the runbook's
+    ``rto.probe``/``rto.after``, that probe's inside the failure window (drill/report/rto.py).
 
     None when there is no service probe: packet loss is not a service interruption. A probe
     that failed (``error``) still counts for what it measured before it failed, so the value
     is then a lower bound and :func:`rto_met` refuses to call the target met.
     """
+    if rto.uses_window(record):  # the runbook's rto block picks a probe and a window
+        return rto.measured_s(record)
     probes = service_probes(record)
     if not probes:
         return None

@@ -25,6 +25,8 @@ from drill.report.facts import (
     step_duration_s,
 )
 from drill.report.files import resolve_target, write_atomic
+from drill.report.rto import rto_fields
+from drill.report.sessions import session_fields
 from drill.secrets import mask_secrets
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ def build_report(record: RunRecord, *, secrets: Iterable[str] = ()) -> dict[str,
             "target_s": record.rto_target_s,
             "measured_s": measured_rto_s(record),
             "met": rto_met(record),
+            **rto_fields(record, measured_rto_s(record)),
         },
         "host_key_policy": record.host_key_policy,
         "notes": list(record.notes),
@@ -131,7 +134,7 @@ def _step(step: StepRecord) -> dict[str, Any]:
 
 def _probe(probe: ProbeResult) -> dict[str, Any]:
     interval_s = 1.0 / probe.rate if probe.rate > 0 else 0.0
-    return {
+    body = {
         "name": probe.name,
         "kind": probe.kind,
         "rate": probe.rate,
@@ -158,6 +161,9 @@ def _probe(probe: ProbeResult) -> dict[str, Any]:
         ],
         "error": probe.error,
     }
+    if probe.sessions is not None:
+        body.update(session_fields(probe.sessions))
+    return body
 
 
 def _mask_all(value: Any, secrets: tuple[str, ...]) -> Any:

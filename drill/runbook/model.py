@@ -278,11 +278,48 @@ class CommandStep(StepBase):
     rollback: Literal["none"] | list[Step] = "none"
 
 
+class FaultStep(StepBase):
+    """Inject or clear faults on a drill lab (drill.lab.faults): an unplanned failure, e.g. a
+    whole site blackholed at once. On real networks the same runbook shuts interfaces in a
+    config step under commit-confirm instead."""
+
+    kind: Literal["fault"]
+    lab: str = Field(description="lab directory or topology file, relative to the runbook")
+    action: Literal["blackhole", "down", "clear"]
+    nodes: list[str] = Field(default_factory=list, description="every link of these nodes")
+    links: list[str] = Field(default_factory=list, description="links as NODE:NODE")
+    rollback: Literal["auto", "none"] = Field(
+        default="auto", description="auto: a rollback clears the faults this step injected"
+    )
+
+    @model_validator(mode="after")
+    def _targets(self) -> FaultStep:
+        if self.action != "clear" and not (self.nodes or self.links):
+            raise ValueError(f"a fault step with action {self.action} needs 'nodes' or 'links'")
+        return self
+
+
 Step = Annotated[
-    ConfigStep | CheckStep | WaitUntilStep | ValidateStep | PauseStep | ApprovalStep | CommandStep,
+    ConfigStep
+    | CheckStep
+    | WaitUntilStep
+    | ValidateStep
+    | PauseStep
+    | ApprovalStep
+    | CommandStep
+    | FaultStep,
     Field(discriminator="kind"),
 ]
-STEP_KINDS = ("config", "check", "wait_until", "validate", "pause", "approval", "command")
+STEP_KINDS = (
+    "config",
+    "check",
+    "wait_until",
+    "validate",
+    "pause",
+    "approval",
+    "command",
+    "fault",
+)
 
 # --- probes ---------------------------------------------------------------------------
 
@@ -324,7 +361,33 @@ class ServiceProbe(_Named):
         return positive(value)
 
 
-Probe = Annotated[PacketProbe | ServiceProbe, Field(discriminator="kind")]
+class SessionProbe(_Named):
+    """Long-lived TCP sessions to an echo endpoint at a fixed address (docs/probes.md)."""
+
+    kind: Literal["session"]
+    target: str = Field(description="echo endpoint address: a server's own, not a moving VIP")
+    port: StrictCount = Field(default=7007, ge=1, le=65535)
+    sessions: StrictCount = Field(default=50, ge=1, le=1000, description="connections kept open")
+    interval: Duration = Field(
+        default_factory=lambda: Duration.parse("100ms"), description="between two messages"
+    )
+    timeout: Duration = Field(
+        default_factory=lambda: Duration.parse("3s"), description="no answer by then: stalled"
+    )
+    from_: Vantage = Field(default="local", alias="from")
+    max_lost_sessions: StrictCount | None = Field(
+        default=None, ge=0, description="exceeding it fails"
+    )
+
+    @field_validator("interval", "timeout")
+    @classmethod
+    def _positive(cls, value: Duration) -> Duration:
+        if float(value) <= 0:
+            raise ValueError("must be longer than 0")
+        return value
+
+
+Probe = Annotated[PacketProbe | ServiceProbe | SessionProbe, Field(discriminator="kind")]
 
 # --- the runbook ----------------------------------------------------------------------
 
@@ -341,12 +404,56 @@ class FlowsRef(Strict):
     catalog: str = Field(description="flow catalog (drill flows catalog), relative to the runbook")
 
 
+class BfdTimers(Strict):
+    interval: Duration = Field(description="the slower side's negotiated interval")
+    multiplier: StrictCount = Field(default=3, ge=1, le=255)
+
+
+class VrrpTimers(Strict):
+    advert: Duration = Field(description="advertisement interval")
+    priority: StrictCount = Field(
+        default=100, ge=1, le=254, description="the backup that takes over"
+    )
+
+
+class RtoBound(Strict):
+    """The physical bound of an unplanned failover: the slowest failure detection (they run
+    in parallel) plus what must follow it (route computation, FIB, gratuitous ARP)."""
+
+    bfd: BfdTimers | None = None
+    vrrp: VrrpTimers | None = None
+    bgp_hold: Duration | None = Field(default=None, description="detection without BFD")
+    plus: Duration = Field(default_factory=lambda: Duration.parse("0ms"))
+
+    @model_validator(mode="after")
+    def _some_detection(self) -> RtoBound:
+        if self.bfd is None and self.vrrp is None and self.bgp_hold is None:
+            raise ValueError("a bound needs at least one of bfd, vrrp, bgp_hold")
+        return self
+
+
+class RtoSpec(Strict):
+    """What the drill's recovery time is compared with (docs/probes.md, "RTO vs bound")."""
+
+    target: Duration | None = Field(default=None, description="the objective")
+    probe: str | None = Field(
+        default=None, description="probe whose interruption is measured (default: service)"
+    )
+    after: str | None = Field(
+        default=None, description="step that injects the failure: measure from its start"
+    )
+    before: str | None = Field(
+        default=None, description="measure interruptions that start before this step"
+    )
+    bound: Duration | RtoBound | None = None
+
+
 class Runbook(Strict):
     api_version: Literal["drill/v1"] = Field(alias="apiVersion")
     name: str = Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
     owner: str = ""
-    rto: Duration | None = None
+    rto: Duration | RtoSpec | None = None
     mode: Literal["planned", "unplanned", "rehearsal"] = "planned"
     inventory: str | None = Field(
         default=None, description="nornir config file or SimpleInventory dir, relative"

@@ -70,7 +70,9 @@ def _clean(loc: Iterable[int | str], data: Any) -> tuple[JsonPath, bool]:
             after_index = False  # the discriminator tag pydantic adds after a list index
             continue
         after_index = False
-        if isinstance(node, dict) and element in node:
+        if isinstance(element, str) and _is_branch_name(element) and element not in (node or {}):
+            applies = applies and _branch_applies(element, node)
+        elif isinstance(node, dict) and element in node:
             path.append(element)
             node = node[element]
         elif isinstance(node, dict) and not isinstance(element, int):
@@ -81,7 +83,20 @@ def _clean(loc: Iterable[int | str], data: Any) -> tuple[JsonPath, bool]:
     return tuple(path), applies
 
 
+# Union members that are models or plain validators (``rto: 30s`` or ``rto: {...}``):
+# pydantic names the member in loc; it is bookkeeping, not a key of the data.
+_MODEL_BRANCHES = ("RtoSpec", "RtoBound")
+
+
+def _is_branch_name(element: str) -> bool:
+    return element.startswith(("function-plain[", "function-after[")) or element in _MODEL_BRANCHES
+
+
 def _branch_applies(branch: str, node: Any) -> bool:
+    if branch in _MODEL_BRANCHES or branch.startswith("function-after["):
+        return isinstance(node, dict)  # a model (with an after-validator)
+    if branch.startswith("function-plain["):
+        return not isinstance(node, list | dict)  # durations are strings
     if branch.startswith("list["):
         return isinstance(node, list)
     if branch.startswith(("literal[", "str", "float", "int")):
@@ -134,7 +149,7 @@ def _tag_message(item: Any, path: JsonPath, data: Any) -> str:
     ctx = item.get("ctx") or {}
     what = "probe" if path[:1] == ("probes",) else "step"
     expected = str(ctx.get("expected_tags", "")).replace("'", "") or (
-        "packet, service" if what == "probe" else ", ".join(STEP_KINDS)
+        "packet, service, session" if what == "probe" else ", ".join(STEP_KINDS)
     )
     if item["type"] == "union_tag_not_found":
         return f"missing 'kind' in {describe(path, data)} (one of: {expected})"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from drill.checks.assertions import PathError, parse_path
-from drill.errors import Diagnostic, InputError
+from drill.errors import Diagnostic, DrillError, InputError
 from drill.runbook import platforms, templates
 from drill.runbook.includes import OutsideTree, include_path
 from drill.runbook.inventory import Inventory
@@ -22,6 +22,7 @@ from drill.runbook.model import (
     CheckStep,
     CommandStep,
     ConfigStep,
+    FaultStep,
     PacketProbe,
     PauseStep,
     Runbook,
@@ -194,7 +195,7 @@ def _needs_hosts(ref: StepRef) -> bool:
 def _hostless(ref: StepRef) -> bool:
     """Steps for which `on` would be silently ignored."""
     step = ref.step
-    if isinstance(step, PauseStep | ApprovalStep | CommandStep):
+    if isinstance(step, PauseStep | ApprovalStep | CommandStep | FaultStep):
         return True
     return (
         isinstance(step, CheckStep | WaitUntilStep)
@@ -225,6 +226,29 @@ def _check_step(c: Checker, ref: StepRef) -> None:
     if isinstance(step, ValidateStep):
         _check_file(c, (*ref.path, "file"), step.file, name, "validation file", parse_yaml=True)
         _check_platforms(c, ref, hosts, feature=None)
+    if isinstance(step, FaultStep):
+        _check_fault(c, ref, step, name)
+
+
+def _check_fault(c: Checker, ref: StepRef, step: FaultStep, name: str) -> None:
+    """The lab's topology is read (not touched) so a wrong node or link fails validation."""
+    from drill.lab.faults import resolve_link
+    from drill.lab.lab import Lab
+
+    try:
+        lab = Lab(c.base_dir / step.lab)
+    except DrillError as exc:
+        c.at((*ref.path, "lab"), f"{name}: lab '{step.lab}': {exc}")
+        return
+    for index, node in enumerate(step.nodes):
+        if node not in lab.plan.nodes:
+            hint = _suggest(node, lab.plan.nodes)
+            c.at((*ref.path, "nodes", index), f"{name}: no node '{node}' in lab {lab.name}{hint}")
+    for index, link in enumerate(step.links):
+        try:
+            resolve_link(lab, link)
+        except InputError as exc:
+            c.at((*ref.path, "links", index), f"{name}: {str(exc).removeprefix('error: ')}")
 
 
 def _check_on(c: Checker, ref: StepRef) -> list[str]:

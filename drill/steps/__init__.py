@@ -14,12 +14,13 @@ from drill.runbook.model import (
     CheckStep,
     CommandStep,
     ConfigStep,
+    FaultStep,
     PauseStep,
     Step,
     ValidateStep,
     WaitUntilStep,
 )
-from drill.steps import approval, check, command, config, pause, validate, wait_until
+from drill.steps import approval, check, command, config, fault, pause, validate, wait_until
 from drill.steps.base import StepOutcome
 
 
@@ -39,5 +40,7 @@ def run_step(step: Step, ctx: StepContext, hosts: list[str]) -> StepOutcome:
             return approval.run(step, ctx, hosts)
         case CommandStep():
             return command.run(step, ctx, hosts)
+        case FaultStep():
+            return fault.run(step, ctx, hosts)
         case _:
             assert_never(step)

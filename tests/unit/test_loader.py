@@ -167,9 +167,9 @@ EXPECTED: dict[str, list[str]] = {
         "tests/data/bad/unknown-keys.yml:14:9: error: unknown key 'equal' in 'assert[0]' of step 'b' (did you mean 'equals'?)",
     ],
     "unknown-kind.yml": [
-        "tests/data/bad/unknown-kind.yml:5:11: error: unknown step kind 'sleep' in step 'a' (known: config, check, wait_until, validate, pause, approval, command)",
-        "tests/data/bad/unknown-kind.yml:7:5: error: missing 'kind' in step 'b' (one of: config, check, wait_until, validate, pause, approval, command)",
-        "tests/data/bad/unknown-kind.yml:11:11: error: unknown probe kind 'icmp' in probe 'p' (known: packet, service)",
+        "tests/data/bad/unknown-kind.yml:5:11: error: unknown step kind 'sleep' in step 'a' (known: config, check, wait_until, validate, pause, approval, command, fault)",
+        "tests/data/bad/unknown-kind.yml:7:5: error: missing 'kind' in step 'b' (one of: config, check, wait_until, validate, pause, approval, command, fault)",
+        "tests/data/bad/unknown-kind.yml:11:11: error: unknown probe kind 'icmp' in probe 'p' (known: packet, service, session)",
     ],
     "wrong-types.yml": [
         "tests/data/bad/wrong-types.yml:1:13: error: 'apiVersion': must be 'drill/v1' (got 'drill/v2')",

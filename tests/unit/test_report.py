@@ -228,7 +228,13 @@ def test_rto_measured_from_service_probes_only(
     record = minimal_record(probes=probes, rto_target_s=target)
     assert measured_rto_s(record) == measured
     assert rto_met(record) is met
-    assert build_report(record)["rto"] == {"target_s": target, "measured_s": measured, "met": met}
+    rto = build_report(record)["rto"]
+    assert {k: rto[k] for k in ("target_s", "measured_s", "met")} == {
+        "target_s": target,
+        "measured_s": measured,
+        "met": met,
+    }
+    assert (rto["bound_s"], rto["ratio_to_bound"]) == (None, None)  # no bound declared
 
 
 # --- masking ----------------------------------------------------------------------------
