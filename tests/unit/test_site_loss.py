@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from drill.engine.events import StepKey
 from drill.engine.plan import build_plan
 from drill.engine.records import Outage, Phase, ProbeResult, RunRecord, StepRecord, StepStatus
 from drill.engine.rollback import Executed, actions_for
@@ -19,9 +20,10 @@ from drill.report.report import build_report
 from drill.runbook.loader import load_runbook
 from drill.runbook.model import FaultStep, RtoBound, Runbook
 from drill.runbook.rto import bound_s, bound_terms, rto_plan, vrrp_master_down_s
-from drill.steps import HANDLERS, fault
+from drill.steps import fault, run_step
 
 REPO = Path(__file__).resolve().parents[2]
+KEY = StepKey(phase=Phase.STEP, index=1, name="k")
 LAB = REPO / "labs" / "two-dc"
 
 # --- the bound ---------------------------------------------------------------------------
@@ -156,7 +158,6 @@ def test_fault_step_model() -> None:
     with pytest.raises(ValidationError, match="needs 'nodes' or 'links'"):
         FaultStep.model_validate({"name": "c", "kind": "fault", "lab": "l", "action": "down"})
     FaultStep.model_validate({"name": "c", "kind": "fault", "lab": "l", "action": "clear"})
-    assert HANDLERS["fault"] is fault.run
 
 
 def _runbook(tmp_path: Path, step: str) -> Path:
@@ -202,15 +203,17 @@ def test_plan_and_rollback_of_a_fault_step() -> None:
 
     steps = {s.name: s for s in loaded.model.steps}
     ran = Executed(
-        "step:1:dc1-dies", steps["dc1-dies"], StepRecord("dc1-dies", "fault", Phase.STEP)
+        StepKey(phase=Phase.STEP, index=1, name="dc1-dies"),
+        steps["dc1-dies"],
+        StepRecord("dc1-dies", "fault", Phase.STEP),
     )
-    actions = actions_for(ran, [], loaded.hosts_for, HANDLERS["fault"])
+    actions = actions_for(ran, [], loaded.hosts_for, run_step)
     assert [a.name for a in actions] == ["clear faults of 'dc1-dies'"]
     skipped = StepRecord("dc1-dies", "fault", Phase.STEP, StepStatus.SKIPPED)
-    assert actions_for(Executed("k", steps["dc1-dies"], skipped), [], loaded.hosts_for,
-                       HANDLERS["fault"]) == []  # fmt: skip
-    clear = Executed("k", steps["dc1-returns"], StepRecord("dc1-returns", "fault", Phase.STEP))
-    assert actions_for(clear, [], loaded.hosts_for, HANDLERS["fault"]) == []
+    assert actions_for(Executed(KEY, steps["dc1-dies"], skipped), [], loaded.hosts_for,
+                       run_step) == []  # fmt: skip
+    clear = Executed(KEY, steps["dc1-returns"], StepRecord("dc1-returns", "fault", Phase.STEP))
+    assert actions_for(clear, [], loaded.hosts_for, run_step) == []
 
 
 def test_fault_step_failure_is_a_failed_step_not_a_crash(tmp_path: Path) -> None:
