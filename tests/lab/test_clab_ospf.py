@@ -227,11 +227,6 @@ def test_napalm_models_accept_lab_destinations(
             assert test_model(models.TracerouteDict, probe)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a router without bgpd must report {'global': {..., 'peers': {}}}: "
-    "the driver fix is issue 8's (worktree wt-8), not merged on this branch",
-)
 def test_router_without_bgpd_reports_an_empty_global_table(drivers: dict[str, Any]) -> None:
     neighbors = drivers["r1"].get_bgp_neighbors()
     assert neighbors["global"]["peers"] == {}

@@ -43,8 +43,11 @@ def test_softflowd_gets_short_timeouts_and_its_own_files() -> None:
     ],
 )
 def test_label_mistakes_are_input_errors(tmp_path: Path, old: str, new: str, message: str) -> None:
-    lab_dir = tmp_path / "two-dc"
+    lab_dir = tmp_path / "labs" / "two-dc"
     shutil.copytree(REPO / "labs" / "two-dc", lab_dir)
+    # the lab binds the session probes' echo server from the package, two levels up
+    (tmp_path / "drill" / "probes").mkdir(parents=True)
+    shutil.copy(REPO / "drill" / "probes" / "echo_server.py", tmp_path / "drill" / "probes")
     topo = lab_dir / "two-dc.clab.yml"
     text = topo.read_text()
     assert old in text

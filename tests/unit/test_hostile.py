@@ -7,8 +7,9 @@ milliseconds instead of an interpreter start): the child sets its limits, change
 case's directory, points stdin/stdout/stderr at files and calls drill's real entry point.
 Hosts are on 127.0.0.1 where nothing listens; no device is needed.
 
-Cases under ``journal/`` are marked ``pending: issue-9``: they need the journal reader built
-for issue 9 and are expected to fail until it is merged (xfail, not strict).
+Cases under ``journal/`` (a damaged journal: drill status shows the run ``corrupt``,
+resume/abort refuse with exit 2) and ``hooks/`` (test-only variables do nothing in a
+production run) are in the same table.
 """
 
 from __future__ import annotations
@@ -89,7 +90,6 @@ class Case:
     out_has: str | None = None
     out_lacks: str | None = None
     json_out: bool = False  # stdout must be one JSON document (run --json)
-    pending: str | None = None
     secret: str = SECRET
     chown: dict[str, int] = field(default_factory=dict)  # path -> uid, before the run
     absent: list[str] = field(default_factory=list)  # must not exist afterwards
@@ -293,8 +293,6 @@ def run_all(base: Path, cases: list[Case]) -> dict[str, tuple[Outcome, list[str]
 
 
 ALL = load_cases()
-READY = [c for c in ALL if c.pending is None]
-PENDING = [c for c in ALL if c.pending is not None]
 
 
 def test_corpus_is_big_and_unique() -> None:
@@ -302,25 +300,18 @@ def test_corpus_is_big_and_unique() -> None:
     assert len(ids) == len(set(ids)), "duplicate case ids"
     assert len(ALL) >= 150
     classes = {c.source.split("-")[0] for c in ALL if "/" not in c.source}
-    assert len(classes) >= 8  # every class but hooks and journals (issue 9) has its file
+    assert len(classes) >= 8  # every class has its file; hooks and journals have folders
 
 
 def test_hostile_inputs_held(tmp_path: Path) -> None:
     """ONE table: every case's exit code, no traceback, no secret, no hang, no blow-up."""
-    results = run_all(tmp_path, READY)
+    results = run_all(tmp_path, ALL)
     failed = {cid: (o, p) for cid, (o, p) in results.items() if p}
     report = "\n".join(
         f"{cid}: {', '.join(p)} [{o.seconds:.1f}s]\n    {o.output.strip()[-300:]!r}"
         for cid, (o, p) in sorted(failed.items())
     )
-    assert not failed, f"{len(failed)} of {len(READY)} hostile cases not held:\n{report}"
-
-
-@pytest.mark.xfail(reason="needs the journal reader of issue 9 (corrupt runs)", strict=False)
-def test_hostile_journals_held(tmp_path: Path) -> None:
-    results = run_all(tmp_path, PENDING)
-    failed = {cid: p for cid, (_, p) in results.items() if p}
-    assert not failed, failed
+    assert not failed, f"{len(failed)} of {len(ALL)} hostile cases not held:\n{report}"
 
 
 def test_a_case_that_breaks_the_rules_is_caught(tmp_path: Path) -> None:
