@@ -30,7 +30,6 @@ from typing import Any
 import napalm  # noqa: F401
 import nornir  # noqa: F401
 import nornir_napalm.plugins.connections  # noqa: F401
-import pytest
 import yaml
 from nornir.plugins.runners import ThreadedRunner  # noqa: F401
 
