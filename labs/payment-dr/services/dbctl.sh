@@ -8,7 +8,8 @@
 #   stop NODE           fast shutdown (fences an old primary)
 #   rebuild NODE        wipe NODE's cluster, pg_basebackup it from the other node (the primary),
 #                       start it as a standby and wait until it streams
-#   role NODE           primary | standby | down
+#   start NODE          start NODE's existing cluster again (undoes stop)
+#   role NODE [EXPECT]  print primary | standby | down; with EXPECT, exit 1 when it differs
 # The data lives under /run/drill/lab/payment-dr/NODE/pg and goes away with `drill lab down`.
 set -eu
 PGBIN=/usr/lib/postgresql/15/bin
@@ -102,6 +103,9 @@ init-standby)
 promote)
     as_pg "$PGBIN/pg_ctl" -D "$data" -w -t 20 promote >/dev/null
     ;;
+start)
+    if ! running; then start; fi
+    ;;
 stop)
     if running; then as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 20 stop >/dev/null; fi
     ;;
@@ -117,12 +121,18 @@ wait-streaming)
     wait_streaming
     ;;
 role)
-    if ! running; then echo down; exit 0; fi
-    case "$(sql 'SELECT pg_is_in_recovery()')" in
-    t) echo standby ;;
-    f) echo primary ;;
-    *) echo down ;;
-    esac
+    role=down
+    if running; then
+        case "$(sql 'SELECT pg_is_in_recovery()')" in
+        t) role=standby ;;
+        f) role=primary ;;
+        esac
+    fi
+    echo "db@$node $role"
+    if [ -n "${3:-}" ] && [ "$3" != "$role" ]; then
+        echo "dbctl.sh: db@$node is $role, expected $3" >&2
+        exit 1
+    fi
     ;;
 *)
     echo "dbctl.sh: unknown command '$cmd'" >&2
