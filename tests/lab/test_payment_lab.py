@@ -342,6 +342,17 @@ def test_hidden_dependency_is_real(lab: Lab, tmp_path: Path) -> None:
         done = drill("lab", "fault", str(LAB_DIR), "--clear", state=state)
         assert done.returncode == 0, done.stderr
     poll("dc1 back", lambda: get(lab, "client", LARGE)[0] == 200, timeout=30)
+    # dc1's isolated routers made themselves VRRP masters; back in touch they yield to dc2.
+    for node, iface, vrid in (("dc1-edge", "eth3", 1), ("dc1-srv", "eth1", 10)):
+        poll(
+            f"{node} VRRP {vrid} backup",
+            lambda n=node, i=iface, v=vrid: web_vrrp(lab, n, i, v) == "Backup",  # type: ignore[misc]
+        )
+    for address in ("192.0.2.26", "192.0.2.36"):
+        poll(
+            f"the session service at {address}",
+            lambda a=address: lab.exec("client", ["nc", "-z", "-w2", a, "7007"]).returncode == 0,  # type: ignore[misc]
+        )
     poll(
         "BGP with dc1-edge back",
         lambda: "Established" in sh(lab, "wan", "vtysh -c 'show bgp neighbors 198.51.100.2 json'"),
