@@ -2,8 +2,10 @@
 
 Run as root, serialized with the other lab users:
     flock /tmp/drill-lab.lock .venv/bin/python benchmarks/lab.py [--cycles 5] [LAB_DIR]
-Target: median < 20 s. Converged = every BGP session Established, BFD up, VRRP masters as
-intended, the client's HTTP probe answered by app1 (what `drill lab up` waits for).
+    .venv/bin/python benchmarks/lab.py --target 30 labs/payment-dr    # its own lab, no lock
+Target: median < 20 s (two-dc; --target for another lab). Converged = every BGP session
+Established, BFD up, VRRP masters as intended, every node's drill.probe-http answered as
+expected (what `drill lab up` waits for).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def main() -> int:
         "lab", nargs="?", default=str(Path(__file__).parents[1] / "labs" / "two-dc")
     )
     parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--target", type=float, default=TARGET_S, help="seconds (median)")
     args = parser.parse_args()
     lab = Lab(args.lab)
     times: list[float] = []
@@ -42,10 +45,10 @@ def main() -> int:
     median = statistics.median(times)
     print(
         f"lab up (to converged): median {median:.2f} s, min {min(times):.2f} s, "
-        f"max {max(times):.2f} s over {len(times)} cycles; target < {TARGET_S:g} s: "
-        f"{'met' if median < TARGET_S else 'MISSED'}"
+        f"max {max(times):.2f} s over {len(times)} cycles; target < {args.target:g} s: "
+        f"{'met' if median < args.target else 'MISSED'}"
     )
-    return 0 if median < TARGET_S else 1
+    return 0 if median < args.target else 1
 
 
 if __name__ == "__main__":

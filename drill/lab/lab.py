@@ -140,6 +140,7 @@ class Lab:
         netns.create_namespaces(plan)
         netns.create_mgmt(plan)
         netns.create_links(plan)
+        self._run_bridge_exec()
         shadow_hash = run(
             ["openssl", "passwd", "-6", "-stdin"], input_text=LAB_PASSWORD
         ).stdout.strip()
@@ -154,6 +155,15 @@ class Lab:
         plan.known_hosts.write_text(
             "".join(rt.host_key_line() + "\n" for rt in runtimes if rt.node.mgmt is not None)
         )
+
+    def _run_bridge_exec(self) -> None:
+        """``exec:`` lines of ``kind: bridge`` nodes, in the bridge's namespace, before any node
+        starts (e.g. ``bridge link set dev PORT learning off``): the L2 behaviour is in place
+        before the first frame."""
+        for node in self.plan.nodes.values():
+            if node.is_bridge and node.exec:
+                self.plan.node_dir(node.name).mkdir(parents=True, exist_ok=True)
+                NodeRuntime(self.plan, node).run_exec_lines(0)
 
     # --- down ---------------------------------------------------------------------------
 

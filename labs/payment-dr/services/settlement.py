@@ -1,0 +1,41 @@
+"""settlement: clears large authorizations and settles the day's batch. Runs in dc1 only: it
+was left out of DR because settlement "can wait a day". ``GET /clear`` answers
+``settlement@dc1-srv``; a background loop reads the authorization count from ``db`` every
+2 s (service-to-service traffic that runs all the time).
+
+Run: ``python3 settlement.py ADDRESS PORT``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from pgwire import PgError, query
+from svc import me, serve_http
+
+state = {"batch": "none yet"}
+
+
+def batch_loop() -> None:
+    while True:
+        try:
+            rows = query("db.pay.example", "SELECT count(*) FROM auths", timeout=1)
+            state["batch"] = f"{rows[0][0]} authorizations"
+        except (OSError, PgError) as exc:
+            state["batch"] = f"db unreachable: {exc}"
+        time.sleep(2)
+
+
+def handle(path: str, args: dict[str, str]) -> tuple[int, str]:
+    if path in ("/clear", "/whoami"):
+        return 200, me("settlement")
+    if path == "/batch":
+        return 200, f"{me('settlement')} {state['batch']}"
+    return 404, f"{me('settlement')} no such page"
+
+
+if __name__ == "__main__":
+    threading.Thread(target=batch_loop, daemon=True).start()
+    serve_http(sys.argv[1].split(","), int(sys.argv[2]), handle)

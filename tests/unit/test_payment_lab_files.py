@@ -1,0 +1,77 @@
+"""labs/payment-dr and runbooks/payment agree with each other, without a running lab: the
+topology loads, every node is labelled, the inventory matches the plan, both runbooks
+validate against the lab's inventory, and the addresses stay in the allowed prefixes."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+import yaml
+
+from drill.engine.plan import build_plan
+from drill.lab.plan import derive_plan
+from drill.lab.topology import load_topology
+from drill.runbook.loader import load_runbook
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_DIR = REPO / "labs" / "payment-dr"
+RUNBOOKS = REPO / "runbooks" / "payment"
+ALLOWED = [
+    ipaddress.ip_network(n)
+    for n in ("198.18.0.0/15", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+]
+
+
+def test_topology_is_its_own_lab_with_labels_everywhere() -> None:
+    topology = load_topology(LAB_DIR)
+    assert topology.name == "payment-dr"
+    assert topology.mgmt_subnet == ipaddress.IPv4Network("198.18.2.0/24")
+    assert topology.mgmt_network == "payment-dr-mgmt"
+    for node in topology.nodes.values():
+        assert {"drill.site", "drill.role", "drill.service"} <= set(node.labels), node.name
+    sites = {n.labels["drill.site"] for n in topology.nodes.values()}
+    assert sites == {"wan", "dc1", "dc2"}
+    # settlement is not in DR: only dc1's server runs it.
+    runs = {n.name: n.labels["drill.service"].split(",") for n in topology.nodes.values()}
+    assert "settlement" in runs["dc1-srv"] and "settlement" not in runs["dc2-srv"]
+
+
+def test_inventory_agrees_with_the_plan() -> None:
+    plan = derive_plan(load_topology(LAB_DIR))
+    hosts = yaml.safe_load((LAB_DIR / "inventory" / "hosts.yaml").read_text())
+    assert set(hosts) == {n for n, p in plan.nodes.items() if not p.is_bridge}
+    for name, host in hosts.items():
+        node = plan.nodes[name]
+        assert node.mgmt is not None
+        assert host["hostname"] == str(node.mgmt.ip)
+        assert host["data"]["site"] == node.labels["drill.site"]
+        assert host["data"]["role"] == node.labels["drill.role"]
+        own = {str(a.address.ip) for a in node.addresses if not a.iface.startswith("vrrp")}
+        assert set(host["data"]["addresses"]) == own, name
+        for address in own:
+            assert any(ipaddress.ip_address(address) in net for net in ALLOWED), address
+
+
+def test_vrrp_masters_start_in_dc1() -> None:
+    from drill.lab.health import intended_vrrp_masters
+
+    masters = intended_vrrp_masters(derive_plan(load_topology(LAB_DIR)))
+    assert masters == {(1, ("192.0.2.1",)): "dc1-edge", (10, ("192.0.2.10",)): "dc1-srv"}
+
+
+@pytest.mark.parametrize("name", ["dc1-to-dc2", "dc2-to-dc1"])
+def test_payment_runbooks_validate_and_probe(name: str) -> None:
+    loaded = load_runbook(RUNBOOKS / f"{name}.yml")
+    kinds = {p.kind for p in loaded.model.probes}
+    assert kinds == {"packet", "service"}
+    packet = next(p for p in loaded.model.probes if p.kind == "packet")
+    assert packet.rate == 1000
+    plan = build_plan(loaded)
+    assert plan.steps
+
+
+def test_switchover_header_admits_the_trap() -> None:
+    header = (RUNBOOKS / "dc1-to-dc2.yml").read_text().split("apiVersion:")[0]
+    assert "SUCCEEDS" in header and "settlement" in header
