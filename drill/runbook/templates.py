@@ -143,6 +143,10 @@ def render(template_text: str, context: Mapping[str, Any], *, origin: Origin) ->
         # parser's recursion.
         message = "template is nested too deeply (simplify its expressions and blocks)"
         raise InputError([_diagnostic(origin, template_text, 1, None, message)]) from None
+    except Exception as exc:  # jinja folds constants while compiling: the sandbox may refuse
+        line = _template_line(exc)
+        message = f"template error: {type(exc).__name__}: {exc}"
+        raise InputError([_diagnostic(origin, template_text, line, None, message)]) from None
     budget = Budget()
     try:
         with rendering(budget):

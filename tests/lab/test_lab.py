@@ -296,8 +296,12 @@ def test_no_routing_protocol_carries_the_management_prefix(lab: Any) -> None:
 
 def test_failed_up_cleans_up_and_says_why(tmp_path: Path) -> None:
     """A broken copy of the lab (own name, own mgmt subnet) fails one clear line, leaves nothing."""
-    copy = tmp_path / "broken"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "labs" / "two-dc", copy)
+    repo = Path(__file__).resolve().parents[2]
+    copy = tmp_path / "labs" / "broken"
+    shutil.copytree(repo / "labs" / "two-dc", copy)
+    # the lab binds the session probes' echo server from the package, two levels up
+    (tmp_path / "drill" / "probes").mkdir(parents=True)
+    shutil.copy(repo / "drill" / "probes" / "echo_server.py", tmp_path / "drill" / "probes")
     topo = copy / "two-dc.clab.yml"
     text = topo.read_text().replace("name: two-dc", "name: brk").replace("198.18.0.", "198.18.9.")
     topo.write_text(text)
