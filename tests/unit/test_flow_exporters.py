@@ -25,6 +25,17 @@ def test_two_dc_exports_the_edges_and_the_dc2_side_of_the_stretched_vlan() -> No
     assert collector_address(plan) == "198.18.0.1:2055"
 
 
+def test_payment_dr_exports_the_edges_and_the_vlan_dci_port() -> None:
+    plan = Lab(REPO / "labs" / "payment-dr").plan
+    points = {(p.node, p.iface, p.version) for p in export_points(plan)}
+    assert points == {
+        ("dc1-edge", "eth1", 10), ("dc1-edge", "eth2", 10),
+        ("dc2-edge", "eth1", 9), ("dc2-edge", "eth2", 9),
+        ("br-dc2", "dci-l2", 10),
+    }  # fmt: skip
+    assert collector_address(plan) == "198.18.2.1:2055"
+
+
 def test_softflowd_gets_short_timeouts_and_its_own_files() -> None:
     plan = Lab(REPO / "labs" / "two-dc").plan
     point = next(p for p in export_points(plan) if p.node == "dc2-edge")

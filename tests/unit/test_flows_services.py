@@ -122,6 +122,20 @@ def test_shipped_two_dc_services_file_loads() -> None:
     assert table.lookup("ff02::2").name == "link-local"  # type: ignore[union-attr]
 
 
+def test_shipped_payment_services_file_loads() -> None:
+    table = load_services(REPO / "labs" / "payment-dr" / "services.yml")
+    settlement = table.lookup("192.0.2.27")
+    assert settlement is not None and (settlement.label, settlement.dr) == (
+        "settlement@dc1",
+        "deferred",
+    )
+    for address in ("192.0.2.32", "192.0.2.31", "192.0.2.33", "192.0.2.34", "192.0.2.35"):
+        found = table.lookup(address)
+        assert found is not None and found.sites == ("dc2",) and found.dr == "required", address
+    assert table.lookup("192.0.2.12").label == "dc2-srv@dc2"  # type: ignore[union-attr]
+    assert table.lookup("203.0.113.10").name == "customers"  # type: ignore[union-attr]
+
+
 def test_schema_command_prints_the_services_schema() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "drill", "schema", "services"], capture_output=True, text=True
