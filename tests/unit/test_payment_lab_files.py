@@ -65,9 +65,15 @@ def test_vrrp_masters_start_in_dc1() -> None:
 def test_payment_runbooks_validate_and_probe(name: str) -> None:
     loaded = load_runbook(RUNBOOKS / f"{name}.yml")
     kinds = {p.kind for p in loaded.model.probes}
-    assert kinds == {"packet", "service"}
+    assert kinds == {"packet", "service", "session"}
     packet = next(p for p in loaded.model.probes if p.kind == "packet")
     assert packet.rate == 1000
+    session = next(p for p in loaded.model.probes if p.kind == "session")
+    # 50 sessions at 100 ms to the session service of a site that stays up, through the edge
+    # firewall that moves, and not one may be lost.
+    assert (session.sessions, session.interval, session.port) == (50, 0.1, 7007)
+    assert session.target in ("192.0.2.26", "192.0.2.36")
+    assert session.max_lost_sessions == 0
     plan = build_plan(loaded)
     assert plan.steps
 
