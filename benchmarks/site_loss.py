@@ -41,7 +41,10 @@ def run_once(runbook: str, report_dir: Path, state_dir: Path) -> tuple[int, dict
         text=True,
         check=False,
     )
-    return proc.returncode, json.loads((report_dir / "report.json").read_text())
+    report = report_dir / "report.json"
+    if not report.exists():  # drill stopped before the run began (e.g. the lab went away)
+        raise SystemExit(f"{runbook}: no report (exit {proc.returncode}): {proc.stderr[-500:]}")
+    return proc.returncode, json.loads(report.read_text())
 
 
 def _epoch(stamp: str) -> float:
@@ -73,12 +76,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--lab", default="labs/two-dc")
     parser.add_argument("--runbook", default="runbooks/dc1-site-loss.yml")
+    parser.add_argument("--keep", default="", help="keep each run's report in this directory")
     args = parser.parse_args()
     subprocess.run([*DRILL, "lab", "up", args.lab], cwd=ROOT, check=True)
     measured: list[float] = []
     ratios: list[float] = []
     failures = 0
-    with tempfile.TemporaryDirectory(prefix="drill-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="drill-bench-") as scratch:
+        tmp = args.keep or scratch
         for run_no in range(1, args.runs + 1):
             code, report = run_once(args.runbook, Path(tmp) / f"run-{run_no}", Path(tmp) / "state")
             rto = report["rto"]
