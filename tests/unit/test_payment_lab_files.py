@@ -14,6 +14,7 @@ from drill.engine.plan import build_plan
 from drill.lab.plan import derive_plan
 from drill.lab.topology import load_topology
 from drill.runbook.loader import load_runbook
+from drill.runbook.rto import rto_plan
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = REPO / "labs" / "payment-dr"
@@ -81,3 +82,21 @@ def test_payment_runbooks_validate_and_probe(name: str) -> None:
 def test_switchover_header_admits_the_trap() -> None:
     header = (RUNBOOKS / "dc1-to-dc2.yml").read_text().split("apiVersion:")[0]
     assert "SUCCEEDS" in header and "settlement" in header
+
+
+def test_site_loss_runbook_kills_all_of_dc1_and_fails_back_as_written() -> None:
+    loaded = load_runbook(RUNBOOKS / "site-loss.yml")
+    model = loaded.model
+    assert model.mode == "unplanned"
+    plan = rto_plan(model)
+    # BFD 3 x 100 ms, VRRPv3 100 ms adverts at backup priority 100, plus 200 ms
+    assert plan.bound_s == pytest.approx(0.3609375 + 0.2)
+    faults = [s for s in model.steps if s.kind == "fault"]
+    dc1 = set(yaml.safe_load((LAB_DIR / "payment-dr.clab.yml").read_text())["topology"]["nodes"])
+    dc1 = {n for n in dc1 if "dc1" in n}
+    assert [(f.action, set(f.nodes)) for f in faults] == [("blackhole", dc1), ("clear", dc1)]
+    # the failback is dc2-to-dc1.yml's steps, in order, after DC1 is back
+    failback = [s.name for s in load_runbook(RUNBOOKS / "dc2-to-dc1.yml").model.steps]
+    names = [s.name for s in model.steps]
+    assert names[-len(failback) :] == failback
+    assert build_plan(loaded).steps
