@@ -7,6 +7,9 @@ ratio, the service probe's interruption and the sessions lost, then medians.
 
 Run as root, serialized with the other lab users:
     flock /tmp/drill-lab.lock .venv/bin/python benchmarks/site_loss.py [--runs 5]
+The payment lab's site loss (dc1-edge, dc1-srv and br-dc1, then the database failback):
+    flock /tmp/drill-payment.lock .venv/bin/python benchmarks/site_loss.py \
+        --lab labs/payment-dr --runbook runbooks/payment/site-loss.yml
 Goal: median ratio_to_bound <= 1.5.
 """
 
@@ -26,20 +29,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DRILL = [sys.executable, "-m", "drill"]
 GOAL = 1.5
-ICMP = "client-to-service-icmp"
 
 
-def run_once(report_dir: Path, state_dir: Path) -> tuple[int, dict[str, Any]]:
+def run_once(runbook: str, report_dir: Path, state_dir: Path) -> tuple[int, dict[str, Any]]:
     env = dict(os.environ, DRILL_STATE_DIR=str(state_dir))
     proc = subprocess.run(
-        [*DRILL, "run", "runbooks/dc1-site-loss.yml", "--yes", "--report-dir", str(report_dir)],
+        [*DRILL, "run", runbook, "--yes", "--report-dir", str(report_dir)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
-    return proc.returncode, json.loads((report_dir / "report.json").read_text())
+    report = report_dir / "report.json"
+    if not report.exists():  # drill stopped before the run began (e.g. the lab went away)
+        raise SystemExit(f"{runbook}: no report (exit {proc.returncode}): {proc.stderr[-500:]}")
+    return proc.returncode, json.loads(report.read_text())
 
 
 def _epoch(stamp: str) -> float:
@@ -69,20 +74,26 @@ def failback_gap_ms(report: dict[str, Any], name: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--lab", default="labs/two-dc")
+    parser.add_argument("--runbook", default="runbooks/dc1-site-loss.yml")
+    parser.add_argument("--keep", default="", help="keep each run's report in this directory")
     args = parser.parse_args()
-    subprocess.run([*DRILL, "lab", "up", "labs/two-dc"], cwd=ROOT, check=True)
+    subprocess.run([*DRILL, "lab", "up", args.lab], cwd=ROOT, check=True)
     measured: list[float] = []
     ratios: list[float] = []
     failures = 0
-    with tempfile.TemporaryDirectory(prefix="drill-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="drill-bench-") as scratch:
+        tmp = args.keep or scratch
         for run_no in range(1, args.runs + 1):
-            code, report = run_once(Path(tmp) / f"run-{run_no}", Path(tmp) / "state")
+            code, report = run_once(args.runbook, Path(tmp) / f"run-{run_no}", Path(tmp) / "state")
             rto = report["rto"]
+            icmp = str(rto["probe"])
+            service = next(p["name"] for p in report["probes"] if p["kind"] == "service")
             sessions = {p["name"]: p for p in report["probes"] if p["kind"] == "session"}
             lost = ", ".join(f"{n} lost {p['sessions_lost']}/{p['sessions_opened']}"
                              for n, p in sessions.items())  # fmt: skip
-            http = window_gap_ms(report, "client-http")
-            back = (failback_gap_ms(report, ICMP), failback_gap_ms(report, "client-http"))
+            http = window_gap_ms(report, service)
+            back = (failback_gap_ms(report, icmp), failback_gap_ms(report, service))
             print(f"run {run_no}: exit {code} {report['outcome']}; interruption "
                   f"{rto['measured_s']} s, bound {rto['bound_s']} s, ratio "
                   f"{rto['ratio_to_bound']}; http gap {http:.1f} ms; failback gap icmp "

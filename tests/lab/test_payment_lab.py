@@ -2,11 +2,12 @@
 state, both payment drills succeed, the planted hidden dependency is real, and `down` leaves
 nothing behind.
 
-One lab for the whole module (brought up once, taken down by the last test and again by the
-fixture). The tests run in file order: the state each one leaves is the next one's start.
+One lab for the whole session (tests/conftest.py `payment_lab`, shared with the other payment
+modules; brought up here if needed, taken down by the last test and again at session end).
+The tests run in file order: the state each one leaves is the next one's start.
 The lab has its own namespaces and management subnet (198.18.2.0/24), so it does not need
-two-dc's lock; it is heavy (PostgreSQL, services), so run it alone on a small machine:
-``.venv/bin/pytest -m lab tests/lab/test_payment_lab.py``.
+two-dc's lock, but its own; it is heavy (PostgreSQL, services), so run it alone on a small
+machine: ``flock /tmp/drill-payment.lock .venv/bin/pytest -m lab tests/lab/test_payment_lab.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,14 +87,11 @@ def poll(what: str, probe: Callable[[], T | None], timeout: float = 20.0) -> T:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (network namespaces, mounts, nftables, PostgreSQL)")
-    handle = Lab(LAB_DIR)
-    handle.up()
-    yield handle
-    if os.environ.get("DRILL_KEEP_LAB") != "1":
-        handle.down()
+def lab(payment_lab: Lab) -> Lab:
+    """The session's payment lab (tests/conftest.py), up: an earlier module may have taken
+    it down, and the last test here does."""
+    payment_lab.up()
+    return payment_lab
 
 
 def get(lab: Lab, node: str, url: str) -> tuple[int, str]:
@@ -293,7 +291,11 @@ def test_switchover_succeeds_and_sessions_survive(lab: Lab, tmp_path: Path) -> N
     finally:
         for session in sessions:
             session.close()
-    assert {p["name"] for p in report["probes"]} == {"client-to-web-icmp", "client-payments"}
+    assert {p["name"] for p in report["probes"]} == {
+        "client-to-web-icmp",
+        "client-payments",
+        "client-sessions",
+    }
     assert web_vrrp(lab, "dc2-edge", "eth3", 1) == "Master"
     assert web_vrrp(lab, "dc2-srv", "eth1", 10) == "Master"
     assert sh(lab, "dc1-srv", "sh /etc/frr/svc/dbctl.sh role dc1-srv") == "db@dc1-srv down"

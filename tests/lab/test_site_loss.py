@@ -153,3 +153,49 @@ def test_site_loss_dry_run_injects_nothing(lab: Any, tmp_path: Path) -> None:
     assert fault["status"] == "skipped", done.stdout
     state = json.loads(Path("/run/drill/lab/two-dc/state.json").read_text())
     assert state["faults"] == []
+
+
+PAYMENT_RUNBOOK = REPO / "runbooks" / "payment" / "site-loss.yml"
+PAYMENT_PROBE = "client-to-web-icmp"
+
+
+def test_payment_site_loss_interruption_ratio_and_capture_agree(
+    payment_lab: Any, tmp_path: Path
+) -> None:
+    """The same on labs/payment-dr (runbooks/payment/site-loss.yml), through the stateful
+    firewalls, with the database promoted and rebuilt on the way back. Needs only the
+    payment lab: ``flock /tmp/drill-payment.lock .venv/bin/pytest -m lab -k payment
+    tests/lab/test_site_loss.py``."""
+    payment_lab.up()  # an earlier module may have taken the shared lab down
+    pcap = tmp_path / "client.pcap"
+    capture = Capture(payment_lab.plan.node("client").netns, pcap, f"icmp and host {VIP}")
+    report_dir = tmp_path / "report"
+    argv = [sys.executable, "-m", "drill", "run", str(PAYMENT_RUNBOOK), "--yes",
+            "--report-dir", str(report_dir)]  # fmt: skip
+    env = {**os.environ, "DRILL_STATE_DIR": str(tmp_path / "state")}
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=600, check=False
+        )
+    finally:
+        capture.stop()
+        clear_faults(payment_lab)  # whatever happened, DC1 must not stay dark
+    report_file = report_dir / "report.json"
+    assert report_file.exists(), done.stderr + done.stdout
+    report = json.loads(report_file.read_text())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (report["mode"], report["outcome"]) == ("unplanned", "succeeded")
+
+    rto = report["rto"]
+    assert rto["bound_s"] == pytest.approx(0.3609375 + 0.2, abs=1e-6)
+    measured = rto["measured_s"]
+    assert measured is not None and measured > 0.05, "a whole site died: users must notice"
+    assert rto["ratio_to_bound"] == pytest.approx(measured / rto["bound_s"], abs=0.001)
+
+    probe = next(p for p in report["probes"] if p["name"] == PAYMENT_PROBE)
+    interval = 1.0 / probe["rate"]
+    steps = {s["name"]: s for s in report["steps"] if s["phase"] == "step"}
+    start = epoch(steps["dc1-dies"]["started"])
+    end = epoch(steps["isolate-dc1-before-return"]["started"])
+    seen = longest_silence_ms(reply_times(pcap, VIP), start, end, interval)
+    assert seen == pytest.approx(measured * 1000.0, abs=interval * 1000.0), (seen, measured)

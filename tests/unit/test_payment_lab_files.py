@@ -14,6 +14,7 @@ from drill.engine.plan import build_plan
 from drill.lab.plan import derive_plan
 from drill.lab.topology import load_topology
 from drill.runbook.loader import load_runbook
+from drill.runbook.rto import rto_plan
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = REPO / "labs" / "payment-dr"
@@ -65,9 +66,15 @@ def test_vrrp_masters_start_in_dc1() -> None:
 def test_payment_runbooks_validate_and_probe(name: str) -> None:
     loaded = load_runbook(RUNBOOKS / f"{name}.yml")
     kinds = {p.kind for p in loaded.model.probes}
-    assert kinds == {"packet", "service"}
+    assert kinds == {"packet", "service", "session"}
     packet = next(p for p in loaded.model.probes if p.kind == "packet")
     assert packet.rate == 1000
+    session = next(p for p in loaded.model.probes if p.kind == "session")
+    # 50 sessions at 100 ms to the session service of a site that stays up, through the edge
+    # firewall that moves, and not one may be lost.
+    assert (session.sessions, session.interval, session.port) == (50, 0.1, 7007)
+    assert session.target in ("192.0.2.26", "192.0.2.36")
+    assert session.max_lost_sessions == 0
     plan = build_plan(loaded)
     assert plan.steps
 
@@ -75,3 +82,21 @@ def test_payment_runbooks_validate_and_probe(name: str) -> None:
 def test_switchover_header_admits_the_trap() -> None:
     header = (RUNBOOKS / "dc1-to-dc2.yml").read_text().split("apiVersion:")[0]
     assert "SUCCEEDS" in header and "settlement" in header
+
+
+def test_site_loss_runbook_kills_all_of_dc1_and_fails_back_as_written() -> None:
+    loaded = load_runbook(RUNBOOKS / "site-loss.yml")
+    model = loaded.model
+    assert model.mode == "unplanned"
+    plan = rto_plan(model)
+    # BFD 3 x 100 ms, VRRPv3 100 ms adverts at backup priority 100, plus 200 ms
+    assert plan.bound_s == pytest.approx(0.3609375 + 0.2)
+    faults = [s for s in model.steps if s.kind == "fault"]
+    dc1 = set(yaml.safe_load((LAB_DIR / "payment-dr.clab.yml").read_text())["topology"]["nodes"])
+    dc1 = {n for n in dc1 if "dc1" in n}
+    assert [(f.action, set(f.nodes)) for f in faults] == [("blackhole", dc1), ("clear", dc1)]
+    # the failback is dc2-to-dc1.yml's steps, in order, after DC1 is back
+    failback = [s.name for s in load_runbook(RUNBOOKS / "dc2-to-dc1.yml").model.steps]
+    names = [s.name for s in model.steps]
+    assert names[-len(failback) :] == failback
+    assert build_plan(loaded).steps
