@@ -369,9 +369,7 @@ def test_service_probe_without_server_loses_everything() -> None:
     (outage,) = result.outages
     assert outage.lost == result.sent
     # (max_gap_ms is reported to the microsecond)
-    assert result.max_gap_ms == pytest.approx(
-        (outage.end - outage.start) * 1000.0 - 50.0, abs=1e-3
-    )
+    assert result.max_gap_ms == pytest.approx((outage.end - outage.start) * 1000.0 - 50.0, abs=1e-3)
     # ...which is sent x interval only for a sender exactly on schedule; it may run up to
     # MAX_LAG late (once 294 ms for 6 requests at 20/s: the first went out 6 ms late).
     assert result.max_gap_ms == pytest.approx(result.sent * 50.0, abs=MAX_LAG * 1000.0)
