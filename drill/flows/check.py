@@ -230,6 +230,8 @@ def probe_targets(model: Any, variables: dict[str, Any]) -> list[ProbeTarget]:
         if probe.kind == "packet":
             port = probe.port if probe.protocol == "udp" else None
             _add(found, probe.name, _render(probe.target, variables), port)
+        elif probe.kind == "session":
+            _add(found, probe.name, _render(probe.target, variables), probe.port)
         else:
             _add_url(found, probe.name, _render(probe.url, variables))
     for section in ("prechecks", "steps", "postchecks"):

@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +43,11 @@ TRAP = "[required] dc2-srv@dc2 -> settlement@dc1 tcp/8300: settlement has no ins
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (network namespaces, mounts, nftables, PostgreSQL)")
-    handle = Lab(LAB_DIR)
-    handle.up()
-    yield handle
-    if os.environ.get("DRILL_KEEP_LAB") != "1":
-        handle.down()
+def lab(payment_lab: Lab) -> Lab:
+    """The session's payment lab (tests/conftest.py), brought up again if a module took it
+    down."""
+    payment_lab.up()
+    return payment_lab
 
 
 def drill(*args: str, state: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
