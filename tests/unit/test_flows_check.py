@@ -200,3 +200,29 @@ def test_plan_shows_the_same_findings(runbook: Path) -> None:
     doc = json.loads(_cli("plan", str(runbook), "--json").stdout)
     assert doc["flows"]["verdict"] == "fail"
     assert doc["flows"]["findings"][0]["server"] == "ledger@dc1"
+
+
+def test_every_probe_kind_names_its_target() -> None:
+    """Packet, service and session probes each cover their destination (a session probe its
+    address and port); the shipped payment runbook carries all three kinds."""
+    from drill.flows.check import probe_targets
+    from drill.runbook.model import Runbook
+
+    model = Runbook.model_validate(
+        {
+            "apiVersion": "drill/v1",
+            "name": "kinds",
+            "probes": [
+                {"name": "p", "kind": "packet", "target": "192.0.2.10"},
+                {"name": "s", "kind": "service", "url": "http://{{ vip }}:8080/"},
+                {"name": "t", "kind": "session", "target": "192.0.2.26", "port": 7007},
+            ],
+            "steps": [{"name": "wait", "kind": "pause", "duration": "0s"}],
+        }
+    )
+    found = probe_targets(model, {"vip": "192.0.2.10"})
+    assert [(t.name, t.address, t.port) for t in found] == [
+        ("p", "192.0.2.10", None),
+        ("s", "192.0.2.10", 8080),
+        ("t", "192.0.2.26", 7007),
+    ]
