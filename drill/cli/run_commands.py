@@ -164,9 +164,9 @@ def finish(
     if junit is not None:
         written.append(write_junit(record, junit, secrets=secrets))
     console.summary(record)
-    console.console.print(Text(f"run directory: {engine.rundir.path}", style="dim"))
+    console.console.print(Text(f"run directory: {engine.rundir.path}", style="dim"), soft_wrap=True)
     for path in written:
-        console.console.print(Text(f"report: {path}", style="dim"))
+        console.console.print(Text(f"report: {path}", style="dim"), soft_wrap=True)
     if as_json:
         summary = json_summary(record, secrets=secrets)
         summary["run_dir"] = str(engine.rundir.path)

@@ -815,3 +815,12 @@ def test_test_hook_variables_do_nothing_in_a_production_run(
     assert done.value.code == 0
     assert not marker.exists()
     assert net.boxes["r1"].running[-1] == "priority 50"
+
+
+def test_report_paths_stay_whole_in_a_log(cli_dir: Path) -> None:
+    """Without a terminal (CI logs, make demo > file) a long report path is one line."""
+    deep = cli_dir / ("d" * 60) / ("e" * 60)
+    code, out = drill_cli("run", str(cli_dir / "runbook.yml"), "--report-dir", str(deep))
+    assert code == int(ExitCode.OK), out
+    reported = [line.removeprefix("report: ") for line in out.splitlines() if "report: " in line]
+    assert str(deep / "report.json") in reported and str(deep / "report.html") in reported
