@@ -726,7 +726,7 @@ topology:
       group: hosts
       exec:
         - ip link set eth1 up
-        - ip addr add 192.168.11.2/24 dev eth1
+        - ip addr add 203.0.113.2/24 dev eth1
   links:
     - endpoints: ["router1:eth1", "router2:eth1"]
     - endpoints: ["router1:eth2", "router3:eth1"]
