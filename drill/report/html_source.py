@@ -29,6 +29,7 @@ from drill.report.report import REPORT_NAME, build_report
 log = logging.getLogger(__name__)
 
 PROBES_DIR = "probes"
+MAX_REPORT_BYTES = 256 * 1024 * 1024  # as the journal reader's bound
 
 
 def html_target(path: Path) -> Path:
@@ -73,14 +74,19 @@ def write_html(
 def report_data(run_dir: Path) -> tuple[dict[str, Any], str]:
     """report.json's data for ``run_dir`` and where it came from (``report.json`` or
     ``journal``). InputError when neither is readable."""
+    from drill.runbook.yamlpos import YamlError, read_text
+
     report_file = run_dir / REPORT_NAME
     if report_file.exists():
         try:
-            data = json.loads(report_file.read_text(encoding="utf-8"))
+            # a planted FIFO or an endless file must not hang `drill report`
+            data = json.loads(read_text(report_file, str(report_file), limit=MAX_REPORT_BYTES))
+        except YamlError as exc:
+            raise InputError(exc.diagnostics) from None
         except json.JSONDecodeError as exc:
             where = Diagnostic(str(report_file), exc.lineno, exc.colno, f"not JSON: {exc.msg}")
             raise InputError([where]) from None
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             raise InputError([Diagnostic(str(report_file), 1, 1, f"unreadable: {exc}")]) from None
         if isinstance(data, dict):
             return data, "report.json"

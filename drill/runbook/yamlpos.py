@@ -93,10 +93,11 @@ class YamlError(Exception):
         self.diagnostics = diagnostics
 
 
-def read_text(path: Path, display: str) -> str:
+def read_text(path: Path, display: str, limit: int = MAX_BYTES) -> str:
     """Read a regular file as UTF-8 text within the size limit; every failure is a
     Diagnostic. A FIFO, a device, a directory or a terminal is refused at once: opening
-    one without O_NONBLOCK could wait forever, reading one could never end."""
+    one without O_NONBLOCK could wait forever, reading one could never end. ``limit``: the
+    size in bytes (runbooks and inventories keep the default; a run's report.json is larger)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -106,12 +107,12 @@ def read_text(path: Path, display: str) -> str:
         if not stat.S_ISREG(info.st_mode):
             message = "not a regular file (a FIFO, a device, a directory or stdin): give a file"
             raise YamlError([Diagnostic(display, 1, 1, message)])
-        if info.st_size > MAX_BYTES:
-            raise YamlError([_too_big(display, info.st_size)])
+        if info.st_size > limit:
+            raise YamlError([_too_big(display, info.st_size, limit)])
         chunks: list[bytes] = []
         size = 0
-        while size <= MAX_BYTES:  # one byte past the limit: a file may grow while read
-            chunk = os.read(fd, MAX_BYTES + 1 - size)
+        while size <= limit:  # one byte past the limit: a file may grow while read
+            chunk = os.read(fd, limit + 1 - size)
             if not chunk:
                 break
             chunks.append(chunk)
@@ -121,19 +122,19 @@ def read_text(path: Path, display: str) -> str:
         raise YamlError([Diagnostic(display, 1, 1, f"cannot read file: {exc.strerror}")]) from None
     finally:
         os.close(fd)
-    return decode(raw, display)
+    return decode(raw, display, limit)
 
 
-def _too_big(display: str, size: int) -> Diagnostic:
+def _too_big(display: str, size: int, limit: int = MAX_BYTES) -> Diagnostic:
     return Diagnostic(
-        display, 1, 1, f"file is too large ({size} bytes; the limit is {MAX_BYTES} bytes)"
+        display, 1, 1, f"file is too large ({size} bytes; the limit is {limit} bytes)"
     )
 
 
-def decode(raw: bytes, display: str) -> str:
+def decode(raw: bytes, display: str, limit: int = MAX_BYTES) -> str:
     """UTF-8 (an optional BOM is dropped); invalid bytes are located."""
-    if len(raw) > MAX_BYTES:
-        message = f"file is too large (more than the limit of {MAX_BYTES} bytes)"
+    if len(raw) > limit:
+        message = f"file is too large (more than the limit of {limit} bytes)"
         raise YamlError([Diagnostic(display, 1, 1, message)])
     try:
         text = raw.decode("utf-8")

@@ -5,6 +5,7 @@ from the journal of a run whose process died."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -388,3 +389,16 @@ def test_unreadable_report_json_is_an_input_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith(f"{tmp_path / 'report.json'}:1:2: error: not JSON: ")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_planted_fifo_as_report_json_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO without O_NONBLOCK waits forever: one line, exit 2, no hang."""
+    os.mkfifo(tmp_path / "report.json")
+    (tmp_path / "journal.jsonl").write_text("")
+    env = {"DRILL_STATE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "drill", "report", str(tmp_path), "--html"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "not a regular file" in done.stderr and len(done.stderr.splitlines()) == 1
