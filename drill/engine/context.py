@@ -45,6 +45,7 @@ class RunOptions:
     operator: str = ""
     change_id: str | None = None
     confirm: Callable[[str], bool] | None = None  # asks the operator; None: no TTY
+    catalog: Path | None = None  # --catalog: the isolation rehearsal's flow catalog
 
 
 class ChangeLog:

@@ -184,6 +184,19 @@ class NoteEntry(Entry):
     text: str
 
 
+class IsolationEntry(Entry):
+    """The isolation rehearsal cut a site off (``until``: when the lab's own timer lifts
+    it) or the cut is over. Fsynced before the cut: a dead run's journal says a site may
+    still be cut off, and until when."""
+
+    event: Literal["isolation"] = "isolation"
+    site: str
+    lab: str
+    action: Literal["cut", "lifted"]
+    until: datetime | None = None
+    by: str | None = None  # lifted: "lab timer" or "drill"
+
+
 class RunEndedEntry(Entry):
     event: Literal["run_ended"] = "run_ended"
     outcome: Outcome | None
@@ -204,6 +217,7 @@ JournalEntry = Annotated[
     | StepEndedEntry
     | RestoreEntry
     | NoteEntry
+    | IsolationEntry
     | RunEndedEntry,
     Field(discriminator="event"),
 ]
@@ -391,6 +405,22 @@ class Note(Event):
 
     def entry(self) -> JournalEntry:
         return NoteEntry(text=self.text)
+
+
+@dataclass
+class IsolationChanged(Event):
+    kind: ClassVar[str] = "isolation"
+    sync: ClassVar[bool] = True
+    site: str
+    lab: str
+    action: Literal["cut", "lifted"]
+    until: datetime | None = None
+    by: str | None = None
+
+    def entry(self) -> JournalEntry:
+        return IsolationEntry(
+            site=self.site, lab=self.lab, action=self.action, until=self.until, by=self.by
+        )
 
 
 @dataclass

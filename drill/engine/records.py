@@ -15,6 +15,7 @@ class Phase(StrEnum):
     ROLLBACK = "rollback"
     VERIFY = "verify"
     REVERIFY = "reverify"  # resume: is the effect of the step a dead run was in already there?
+    ISOLATE = "isolate"  # the isolation rehearsal, after the postchecks
 
 
 class StepStatus(StrEnum):
@@ -132,6 +133,56 @@ class RtoPlan:
 
 
 @dataclass
+class FlowWindow:
+    attempts: int = 0
+    failed: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # why attempts failed, by reason
+
+
+@dataclass
+class FlowOutcome:
+    """One generated flow probe of an isolation rehearsal and its verdict."""
+
+    flow: str  # "auth@dc2 -> settlement@dc1 tcp/8300"
+    tier: str  # "required" | "deferred"
+    status: str  # ok, broken, expected, down-before, not-recovered, no-data
+    fails_drill: bool
+    headline: str
+    method: str  # tcp | dns | icmp
+    host: str
+    vantage: str
+    source: str
+    target: str
+    port: int
+    target_note: str
+    before: FlowWindow
+    during: FlowWindow
+    after: FlowWindow
+    recovered_s: float | None
+    evidence: dict[str, object]  # from the catalog: records, packets, bytes, first/last seen
+
+
+@dataclass
+class IsolationResult:
+    site: str
+    lab: str
+    catalog: str
+    for_s: float
+    cut_at: datetime | None = None
+    lifted_at: datetime | None = None
+    lifted_by: str = ""  # "lab timer" | "drill" (interrupted, or the timer was late)
+    flows: list[FlowOutcome] = field(default_factory=list)
+    unprobed: list[dict[str, str]] = field(default_factory=list)  # flow, tier, reason
+    gone_with_site: int = 0
+    probe_cpu_s: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems) or any(f.fails_drill for f in self.flows)
+
+
+@dataclass
 class RunRecord:
     run_id: str
     runbook_name: str
@@ -150,4 +201,5 @@ class RunRecord:
     rto_target_s: float | None = None
     rto: RtoPlan = field(default_factory=RtoPlan)
     host_key_policy: str = "strict"
+    isolation: IsolationResult | None = None
     notes: list[str] = field(default_factory=list)  # loud warnings: what is left changed, etc.

@@ -25,7 +25,7 @@ from drill.engine.events import StepKey
 from drill.engine.hosts import device, journaled_commit, run_per_host
 from drill.engine.machine import State
 from drill.engine.records import HostResult, Phase, StepRecord
-from drill.engine.trace import Trace
+from drill.engine.trace import IsolationTrace, Trace
 from drill.runbook.model import ConfigStep
 from drill.steps import check
 from drill.steps.base import StepOutcome
@@ -49,6 +49,7 @@ class Recovery:
     commits: dict[StepKey, tuple[str, ...]] = field(default_factory=dict)
     pending_confirm: dict[StepKey, frozenset[str]] = field(default_factory=dict)
     died_in: str = ""  # for the note: "state executing, during step 'step:2:x'"
+    isolation: IsolationTrace | None = None  # a cut the dead run never saw lifted
 
     @classmethod
     def of(cls, trace: Trace, action: Action) -> Recovery:
@@ -73,6 +74,7 @@ class Recovery:
             commits={k: tuple(hosts) for k, hosts in trace.commits.items()},
             pending_confirm={k: hosts for k, hosts in pending.items() if hosts},
             died_in=f"state {trace.state.value}{during}",
+            isolation=trace.isolation_open,
         )
 
     @property

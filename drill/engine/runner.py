@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nornir.core import Nornir
 
-from drill.engine import leftover, restore, signals
+from drill.engine import isolation, leftover, restore, signals
 from drill.engine import probes as probe_glue
 from drill.engine.context import LoadedRunbookLike, RunOptions, StepContext, StepScope
 from drill.engine.events import (
@@ -43,7 +43,7 @@ from drill.engine.recovery import Recovery, reverify, reverify_key
 from drill.engine.rollback import Executed, actions_for, skipped_note
 from drill.engine.rundir import RunDir, make_run_id
 from drill.errors import DrillError
-from drill.runbook.model import CommandStep, ConfigStep, Step
+from drill.runbook.model import CommandStep, ConfigStep, IsolateSpec, Step
 from drill.runbook.rto import rto_plan
 from drill.secrets import mask_secrets
 from drill.steps import run_step
@@ -309,6 +309,8 @@ class Engine:
 
     def _postchecks(self) -> Trigger | None:
         passed = self._run_all(self.runbook.model.postchecks, Phase.POSTCHECK)
+        if passed and self.runbook.model.isolate is not None:
+            passed = self._isolate(self.runbook.model.isolate)
         # The interruption is part of the verdict: a probe over its limit fails the drill.
         self.record.probes = self.probes.stop(self.record.steps)
         for problem in self.probes.problems:
@@ -318,6 +320,30 @@ class Engine:
             return None
         self.lifecycle.fire(Trigger.POSTCHECKS_FAILED)
         return Trigger.POSTCHECKS_FAILED
+
+    def _isolate(self, spec: IsolateSpec) -> bool:
+        """The isolation rehearsal, while the probes still run; False: a flow that must
+        survive the site broke (or the rehearsal could not be made)."""
+        site = spec.site or self.runbook.model.evacuate or "?"
+        rec = StepRecord(f"isolate {site} for {spec.for_}", "isolate", Phase.ISOLATE)
+        key = StepKey(phase=Phase.ISOLATE, index=1, name=rec.name)
+        with self._step_scope(key, rec, []):
+            self._apply(rec, self._safe(lambda: self._rehearse(spec), rec))
+        return rec.status is not StepStatus.FAILED
+
+    def _rehearse(self, spec: IsolateSpec) -> StepOutcome:
+        where = isolation.setup(
+            spec, self.runbook.model.evacuate, self.runbook.path.parent, self._catalog()
+        )
+        result = isolation.Rehearsal(where, self.nr, self.bus, self._note).run()
+        self.record.isolation = result
+        return isolation.outcome(result, self._note)
+
+    def _catalog(self) -> Path | None:
+        if self.options.catalog is not None:
+            return self.options.catalog
+        flows = self.runbook.model.flows
+        return self.runbook.path.parent / flows.catalog if flows is not None else None
 
     def _dry_run(self) -> None:
         ok = True

@@ -17,6 +17,7 @@ from drill.engine.events import (
     CommitStartedEntry,
     CommittedEntry,
     HostResultEntry,
+    IsolationEntry,
     JournalEntry,
     NoteEntry,
     PreconfigEntry,
@@ -65,6 +66,14 @@ class StepTrace:
 
 
 @dataclass
+class IsolationTrace:
+    site: str
+    lab: str
+    until: datetime | None
+    lifted_by: str | None = None  # None: the journal never saw the cut end
+
+
+@dataclass
 class Trace:
     run_id: str = ""
     runbook: str = ""
@@ -82,6 +91,7 @@ class Trace:
     restored: dict[StepKey, set[str]] = field(default_factory=dict)  # rollback key -> ok hosts
     exact: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    isolation: IsolationTrace | None = None  # the last isolation cut
 
     @classmethod
     def read(cls, run_dir: Path) -> Trace:
@@ -111,18 +121,29 @@ class Trace:
                 self.exact[entry.host] = entry.exact
             case NoteEntry():
                 self.notes.append(entry.text)
+            case IsolationEntry():
+                self._apply_isolation(entry)
             case PreconfigEntry():
                 self.preconfig.setdefault(entry.step, {})[entry.host] = entry.path
             case CommitStartedEntry():
-                hosts = self.commits.setdefault(entry.step, [])
-                if entry.host not in hosts:
-                    hosts.append(entry.host)
-                pending = None if entry.revert_in is None else False
-                self.confirmed.setdefault(entry.step, {})[entry.host] = pending
+                self._apply_commit(entry)
             case CommittedEntry() if entry.confirmed is not None:
                 self.confirmed.setdefault(entry.step, {})[entry.host] = entry.confirmed
             case StepStartedEntry() | StepEndedEntry() | HostResultEntry():
                 self._apply_step(entry)
+
+    def _apply_commit(self, entry: CommitStartedEntry) -> None:
+        hosts = self.commits.setdefault(entry.step, [])
+        if entry.host not in hosts:
+            hosts.append(entry.host)
+        pending = None if entry.revert_in is None else False
+        self.confirmed.setdefault(entry.step, {})[entry.host] = pending
+
+    def _apply_isolation(self, entry: IsolationEntry) -> None:
+        if entry.action == "cut":
+            self.isolation = IsolationTrace(entry.site, entry.lab, entry.until)
+        elif self.isolation is not None:
+            self.isolation.lifted_by = entry.by or "drill"
 
     def _apply_step(self, entry: StepStartedEntry | StepEndedEntry | HostResultEntry) -> None:
         key = entry.step
@@ -164,6 +185,13 @@ class Trace:
         """Steps of phase ``step`` that ran or started, in runbook order."""
         ran = (s for s in self.steps.values() if s.key.phase is Phase.STEP)
         return sorted(ran, key=lambda s: s.key.index)
+
+    @property
+    def isolation_open(self) -> IsolationTrace | None:
+        """A cut the journal never saw lifted (the lab's timer may have lifted it since)."""
+        if self.isolation is not None and self.isolation.lifted_by is None:
+            return self.isolation
+        return None
 
     def touched(self) -> list[str]:
         return sorted({h for hosts in self.commits.values() for h in hosts})

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     session.add_argument("--sessions", type=int, default=50)
     session.add_argument("--interval", type=float, default=0.1, help="seconds between messages")
     session.add_argument("--timeout", type=float, default=3.0, help="later answers: stalled")
+    flows = sub.add_parser("flows", help="one attempt per flow per interval (isolation)")
+    flows.add_argument("--targets", required=True, help="JSON: [[id, method, src, dst, port]]")
+    flows.add_argument("--interval", type=float, default=1.0)
+    flows.add_argument("--timeout", type=float, default=1.0)
     echo = sub.add_parser("udp-echo", help="UDP echo server for udp packet probes")
     echo.add_argument("--port", type=int, required=True)
     echo.add_argument("--bind", default="::", help="address to listen on")
@@ -134,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.target, args.port, args.sessions, args.interval, args.timeout
             )
             SessionAgent(sessions).run(stop, emit)
+        elif args.mode == "flows":
+            _flows(args, stop, emit)
         else:
             emit(wire.Ready(started=time.time()))
             _udp_echo(args.bind, args.port, stop)
@@ -141,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
         emit(wire.Error(f"{args.mode} agent: {exc}"))
         return 2
     return 0
+
+
+def _flows(args: argparse.Namespace, stop: threading.Event, emit: _Output) -> None:
+    import json
+
+    from drill.probes.flows import FlowAgent, FlowTarget
+
+    targets = [FlowTarget.parse(item) for item in json.loads(args.targets)]
+    FlowAgent(targets, args.interval, args.timeout).run(stop, emit)
 
 
 def _measure(args: argparse.Namespace, stop: threading.Event, emit: _Output) -> None:

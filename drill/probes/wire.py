@@ -76,7 +76,24 @@ class SessionResult:
     cpu_s: float = 0.0
 
 
-Message = Ready | Progress | Result | Error | SessionProgress | SessionResult
+@dataclass(frozen=True)
+class FlowRound:
+    """Flow probes: one round of attempts, one per flow (ids as given to the agent)."""
+
+    t: float  # epoch seconds when the round started
+    ok: list[int]
+    failed: dict[str, str]  # flow id (JSON keys are strings) -> why
+
+
+@dataclass(frozen=True)
+class FlowsDone:
+    rounds: int
+    cpu_s: float
+
+
+Message = (
+    Ready | Progress | Result | Error | SessionProgress | SessionResult | FlowRound | FlowsDone
+)
 _TYPES: dict[str, type[Message]] = {
     "ready": Ready,
     "progress": Progress,
@@ -84,6 +101,8 @@ _TYPES: dict[str, type[Message]] = {
     "error": Error,
     "session_progress": SessionProgress,
     "session_result": SessionResult,
+    "flow_round": FlowRound,
+    "flows_done": FlowsDone,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 

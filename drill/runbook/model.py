@@ -448,6 +448,55 @@ class RtoSpec(Strict):
     bound: Duration | RtoBound | None = None
 
 
+class IsolateSpec(Strict):
+    """The isolation rehearsal (docs/flows.md, "Isolation rehearsal"): after the postchecks,
+    cut ``site`` off silently for ``for`` while every probe runs, plus one generated probe per
+    cataloged flow that must survive without the site; a required flow that breaks is a
+    hidden dependency and fails the drill. The cut always lifts by itself: in a lab, by a
+    timer inside the lab's namespaces (devices: not built yet, docs/flows.md)."""
+
+    site: str | None = Field(default=None, description="default: the runbook's evacuate")
+    for_: Duration = Field(alias="for", description="how long the site stays cut off")
+    lab: str = Field(
+        description="drill lab directory, relative to the runbook: the lab cuts the site's "
+        "inter-site links with a timer inside its namespaces",
+    )
+    vantage: dict[str, Vantage] = Field(
+        default_factory=dict,
+        description="inventory host -> where that host's flows are probed from "
+        "(default with lab: the host's lab node)",
+    )
+    baseline: Duration = Field(
+        default_factory=lambda: Duration.parse("3s"),
+        description="flow probes run this long before the cut, to know they worked",
+    )
+    recover: Duration = Field(
+        default_factory=lambda: Duration.parse("30s"),
+        description="after the cut lifts, how long broken flows may take to answer again",
+    )
+    interval: Duration = Field(
+        default_factory=lambda: Duration.parse("1s"),
+        description="one attempt per generated flow probe per interval",
+    )
+    timeout: Duration = Field(
+        default_factory=lambda: Duration.parse("1s"), description="one attempt's timeout"
+    )
+    max_flows: StrictCount = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("for_", "recover", "interval", "timeout")
+    @classmethod
+    def _isolation_positive(cls, value: Duration) -> Duration:
+        if float(value) <= 0:
+            raise ValueError("must be longer than 0")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> IsolateSpec:
+        if float(self.timeout) > float(self.interval):
+            raise ValueError("timeout must not be longer than interval")
+        return self
+
+
 class Runbook(Strict):
     api_version: Literal["drill/v1"] = Field(alias="apiVersion")
     name: str = Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -470,6 +519,7 @@ class Runbook(Strict):
         "list recorded flows that would still need it",
     )
     flows: FlowsRef | None = None
+    isolate: IsolateSpec | None = None
 
 
 ConfigStep.model_rebuild()

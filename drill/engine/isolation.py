@@ -1,0 +1,265 @@
+"""The isolation rehearsal phase (docs/flows.md, "Isolation rehearsal"): after the
+postchecks, cut the evacuated site off silently while every probe runs, plus one generated
+probe per cataloged flow that must survive without it; then name every flow that broke.
+
+The cut is the lab's (drill.lab.isolation): its timer runs inside the lab's namespaces, so
+the site comes back whatever happens to this process. This module only waits, watches and
+tidies; the journal records the cut (with when it lifts) before it is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nornir.core import Nornir
+
+from drill.engine.events import EventBus, IsolationChanged
+from drill.engine.records import FlowOutcome, FlowWindow, HostResult, IsolationResult, StepStatus
+from drill.errors import DrillError
+from drill.flows.catalog import load_catalog
+from drill.flows.isolation import Attempt, FlowVerdict, IsolationPlan, Window, judge, plan
+from drill.probes.flow_running import FlowProbes
+from drill.runbook.model import IsolateSpec
+from drill.steps.base import StepOutcome
+
+if TYPE_CHECKING:
+    from drill.lab.lab import Lab
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+LIFT_GRACE_S = 5.0  # the lab's timer is the kernel's: it is late by milliseconds, not seconds
+
+
+@dataclass(frozen=True)
+class IsolationSetup:
+    spec: IsolateSpec
+    site: str
+    lab_dir: Path
+    catalog: Path
+
+
+def setup(
+    spec: IsolateSpec, evacuate: str | None, runbook_dir: Path, catalog: Path | None
+) -> IsolationSetup:
+    """Where the pieces are; DrillError when the runbook names no site or no catalog."""
+    site = spec.site or evacuate
+    if site is None:
+        raise DrillError("isolate: no site (set isolate.site or the runbook's evacuate)")
+    if catalog is None:
+        raise DrillError("isolate: no flow catalog (set flows.catalog or pass --catalog)")
+    return IsolationSetup(spec, site, runbook_dir / spec.lab, catalog)
+
+
+def host_addresses(nr: Nornir) -> dict[str, list[str]]:
+    """Inventory host -> its own addresses (``data.addresses``, as the traceroute checks)."""
+    out: dict[str, list[str]] = {}
+    for name, host in nr.inventory.hosts.items():
+        addresses = host.get("addresses") or []
+        if isinstance(addresses, list):
+            out[name] = [str(a) for a in addresses]
+    return out
+
+
+def flow_plan(where: IsolationSetup, nr: Nornir) -> IsolationPlan:
+    catalog = load_catalog(where.catalog)
+    addresses = host_addresses(nr)
+    vantage = {h: f"lab:{where.lab_dir}:{h}" for h in addresses}
+    vantage.update(where.spec.vantage)
+    return plan(catalog, where.site, addresses, vantage, where.spec.max_flows)
+
+
+class Rehearsal:
+    """One isolation: ``run()`` returns its result; an exception (the operator's Ctrl-C)
+    still lifts the cut before it propagates."""
+
+    def __init__(
+        self, where: IsolationSetup, nr: Nornir, bus: EventBus, note: Callable[[str], None]
+    ) -> None:
+        self.where = where
+        self.nr = nr
+        self.bus = bus
+        self.note = note
+        self.result = IsolationResult(
+            site=where.site,
+            lab=str(where.lab_dir),
+            catalog=str(where.catalog),
+            for_s=float(where.spec.for_),
+        )
+
+    def run(self) -> IsolationResult:
+        from drill.lab.lab import Lab
+
+        spec, result = self.where.spec, self.result
+        flows = flow_plan(self.where, self.nr)
+        result.gone_with_site = flows.gone_with_site
+        result.unprobed = [
+            {"flow": u.label, "tier": u.tier, "reason": u.reason} for u in flows.unprobed
+        ]
+        lab = Lab(self.where.lab_dir)
+        by_vantage: dict[str, list[list[object]]] = {}
+        for probe in flows.probes:
+            by_vantage.setdefault(probe.vantage, []).append(probe.agent_item())
+        probes = FlowProbes(by_vantage, float(spec.interval), float(spec.timeout))
+        probes.start()
+        cut_at = lifted_at = 0.0
+        lifted = False
+        try:
+            time.sleep(float(spec.baseline))
+            cut_at = self._cut(lab)
+            time.sleep(max(0.0, cut_at + result.for_s - time.time()))
+            lifted_at = self._await_lift(lab, cut_at + result.for_s)
+            lifted = True
+            self._await_recovery(flows, probes, cut_at, lifted_at)
+        finally:
+            if cut_at and not lifted:
+                self._lift(lab, "drill")
+                lifted_at = time.time()
+            result.probe_cpu_s = probes.stop()
+        result.problems += probes.problems()
+        attempts = {k: [Attempt(a.t, a.error) for a in v] for k, v in probes.attempts().items()}
+        verdicts = judge(flows.probes, attempts, cut_at, lifted_at)
+        result.flows = [_outcome(v) for v in verdicts]
+        return result
+
+    def _cut(self, lab: Lab) -> float:
+        from drill.lab.isolation import isolate_site
+
+        site, for_s = self.where.site, self.result.for_s
+        until = datetime.fromtimestamp(time.time() + for_s, UTC)
+        # Journaled (fsynced) before the cut: a dead run still tells who cut what, until when.
+        self.bus.emit(IsolationChanged(site, str(self.where.lab_dir), "cut", until=until))
+        at = time.time()
+        isolate_site(lab, site, for_s)
+        self.result.cut_at = datetime.fromtimestamp(at, UTC)
+        log.info("site %s cut off for %gs by the lab's own timer", site, for_s)
+        return at
+
+    def _await_lift(self, lab: Lab, due: float) -> float:
+        """When the lab's timer lifted the cut; lifts it itself after a grace period."""
+        from drill.lab.isolation import isolation_remaining
+
+        site = self.where.site
+        while True:
+            remaining = isolation_remaining(lab, site)
+            if remaining is None or remaining <= 0:
+                at = min(time.time(), due) if remaining is not None else time.time()
+                self._lift(lab, "lab timer", at)
+                return at
+            if time.time() > due + LIFT_GRACE_S:
+                self.note(
+                    f"the lab's timer had not lifted the cut of {site} {LIFT_GRACE_S:g}s after "
+                    "it was due: drill lifted it"
+                )
+                self._lift(lab, "drill")
+                return time.time()
+            time.sleep(POLL_S)
+
+    def _lift(self, lab: Lab, by: str, at: float | None = None) -> None:
+        from drill.lab.isolation import lift_isolation
+
+        site = self.where.site
+        try:
+            lift_isolation(lab, site)
+        finally:
+            self.result.lifted_by = by
+            self.result.lifted_at = datetime.fromtimestamp(at or time.time(), UTC)
+            self.bus.emit(IsolationChanged(site, str(self.where.lab_dir), "lifted", by=by))
+
+    def _await_recovery(
+        self, flows: IsolationPlan, probes: FlowProbes, cut_at: float, since: float
+    ) -> None:
+        """Until every flow that failed during the cut answers again (or ``recover`` is
+        over): the verdict says which never did."""
+        broke = {
+            a.flow
+            for attempts in probes.attempts().values()
+            for a in attempts
+            if a.error is not None and cut_at <= a.t < since
+        }
+        wanted = {p.id for p in flows.probes if p.id in broke}
+        deadline = time.monotonic() + float(self.where.spec.recover)
+        # one round after the lift at least, so every flow has an attempt in the open
+        time.sleep(float(self.where.spec.interval) + float(self.where.spec.timeout))
+        while wanted - probes.answered_since(since) and time.monotonic() < deadline:
+            time.sleep(POLL_S * 2)
+
+
+def _window(w: Window) -> FlowWindow:
+    return FlowWindow(attempts=w.attempts, failed=w.failed, reasons=dict(w.reasons))
+
+
+def _outcome(v: FlowVerdict) -> FlowOutcome:
+    p, f = v.probe, v.probe.flow
+    return FlowOutcome(
+        flow=p.label,
+        tier=p.tier,
+        status=v.status,
+        fails_drill=v.fails_drill,
+        headline=v.headline(),
+        method=p.method,
+        host=p.host,
+        vantage=p.vantage,
+        source=p.source,
+        target=p.target,
+        port=p.port,
+        target_note=p.target_note,
+        before=_window(v.before),
+        during=_window(v.during),
+        after=_window(v.after),
+        recovered_s=None if v.recovered_s is None else round(v.recovered_s, 3),
+        evidence={
+            "records": f.records,
+            "packets": f.packets,
+            "bytes": f.bytes,
+            "first_seen": f.first_seen,
+            "last_seen": f.last_seen,
+            "exporters": list(f.exporters),
+            "server_addresses": list(f.server.addresses),
+        },
+    )
+
+
+def outcome(result: IsolationResult, note: Callable[[str], None]) -> StepOutcome:
+    """The isolation as a step's outcome: a host line per flow that did not simply work
+    (keyed by the flow's name), a loud note per hidden dependency."""
+    hosts: dict[str, HostResult] = {}
+    for flow in result.flows:
+        if flow.status == "ok":
+            continue
+        evidence = _evidence(flow)
+        if flow.fails_drill:
+            note(f"hidden dependency: {flow.headline}; catalog: {evidence}")
+        hosts[flow.flow] = HostResult(
+            changed=False,
+            diff=f"{flow.headline}\ncatalog: {evidence}",
+            failed=flow.fails_drill,
+            error=flow.headline if flow.fails_drill else None,
+        )
+    for problem in result.problems:
+        note(f"isolation: {problem}")
+    broken = sum(1 for f in result.flows if f.fails_drill)
+    expected = sum(1 for f in result.flows if f.status == "expected")
+    message = (
+        f"{result.site} cut off for {result.for_s:g}s, lifted by the {result.lifted_by or '?'}; "
+        f"{len(result.flows)} flow(s) probed: {broken} required broken, {expected} deferred "
+        f"broke as expected; {len(result.unprobed)} not probed, {result.gone_with_site} gone "
+        "with the site"
+    )
+    if result.failed:
+        return StepOutcome(StepStatus.FAILED, hosts, message)
+    return StepOutcome(StepStatus.OK, hosts, message)
+
+
+def _evidence(flow: FlowOutcome) -> str:
+    e = flow.evidence
+    return (
+        f"{e['records']} records, {e['packets']} packets, first seen {e['first_seen']}, "
+        f"last seen {e['last_seen']}"
+    )
