@@ -96,6 +96,7 @@ def _recover(
     as_json: bool,
     insecure_host_keys: bool,
 ) -> None:
+    from drill.engine import isolation
     from drill.engine.context import RunOptions
     from drill.engine.owner import current, read_owner, write_owner
     from drill.engine.recovery import Recovery
@@ -129,11 +130,14 @@ def _recover(
     secrets = inventory_secrets(nr)
     console = ConsoleObserver(Console(stderr=True), secrets=secrets)
     interactive = sys.stdin.isatty()
+    catalog = Path(owner.catalog) if owner and owner.catalog else None
     options = RunOptions(
         assume_yes=yes,
         interactive=interactive,
         confirm=(lambda prompt: typer.confirm(prompt, default=False)) if interactive else None,
+        catalog=catalog,
     )
+    isolation.preflight(loaded.model, loaded.path, catalog, nr)
     engine = Engine(
         loaded,
         nr,
@@ -143,7 +147,7 @@ def _recover(
         rundir=RunDir(path),
     )
     engine.record.host_key_policy = policy
-    write_owner(path, current(runbook, inv, var, workers, insecure))
+    write_owner(path, current(runbook, inv, var, workers, insecure, catalog))
     hosts = list(loaded.all_hosts())
     record = run_locked(engine, hosts, takeover=True)
     finish(record, engine, console, secrets, report_dir, junit, as_json)

@@ -42,6 +42,13 @@ InventoryOpt = Annotated[
 VarOpt = Annotated[
     list[str] | None, typer.Option("--var", help="Override a runbook var: NAME=VALUE.")
 ]
+CatalogOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--catalog",
+        help="Flow catalog for the isolate: phase (default: the runbook's flows.catalog).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 InsecureOpt = Annotated[
     bool,
@@ -247,8 +254,10 @@ def run(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Hosts in parallel.")] = 20,
     insecure_host_keys: InsecureOpt = False,
+    catalog: CatalogOpt = None,
 ) -> None:
     """Run a drill: prechecks, steps, postchecks; on failure roll back and prove it."""
+    from drill.engine import isolation
     from drill.engine.owner import current, write_owner
     from drill.engine.rundir import check_outputs
     from drill.engine.runner import Engine, inventory_secrets
@@ -266,11 +275,13 @@ def run(
         interactive=interactive,
         change_id=change_id,
         confirm=(lambda prompt: typer.confirm(prompt, default=False)) if interactive else None,
+        catalog=catalog,
     )
+    isolation.preflight(loaded.model, loaded.path, catalog, nr)
     engine = Engine(loaded, nr, options, observers=observers(ctx, console))
     engine.record.host_key_policy = policy
     inv = inventory or getattr(loaded, "inventory_path", None)
-    owner = current(runbook, inv, var, workers, insecure_host_keys)
+    owner = current(runbook, inv, var, workers, insecure_host_keys, catalog)
     write_owner(engine.rundir.path, owner)
     all_hosts = getattr(loaded, "all_hosts", None)
     hosts = list(all_hosts()) if all_hosts is not None else sorted(nr.inventory.hosts)

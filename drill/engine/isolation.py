@@ -21,11 +21,11 @@ from nornir.core import Nornir
 
 from drill.engine.events import EventBus, IsolationChanged
 from drill.engine.records import FlowOutcome, FlowWindow, HostResult, IsolationResult, StepStatus
-from drill.errors import DrillError
+from drill.errors import DrillError, InputError
 from drill.flows.catalog import load_catalog
 from drill.flows.isolation import Attempt, FlowVerdict, IsolationPlan, Window, judge, plan
 from drill.probes.flow_running import FlowProbes
-from drill.runbook.model import IsolateSpec
+from drill.runbook.model import IsolateSpec, Runbook
 from drill.steps.base import StepOutcome
 
 if TYPE_CHECKING:
@@ -55,6 +55,27 @@ def setup(
     if catalog is None:
         raise DrillError("isolate: no flow catalog (set flows.catalog or pass --catalog)")
     return IsolationSetup(spec, site, runbook_dir / spec.lab, catalog)
+
+
+def preflight(model: Runbook, runbook_path: Path, catalog: Path | None, nr: Nornir) -> None:
+    """Before any device is touched: the site, the catalog and the flow plan. InputError
+    (exit 2) on a missing or bad catalog, so a drill never stops at its isolation for it."""
+    spec = model.isolate
+    if spec is None:
+        return
+    if catalog is None and model.flows is not None:
+        catalog = runbook_path.parent / model.flows.catalog
+    try:
+        where = setup(spec, model.evacuate, runbook_path.parent, catalog)
+    except DrillError as exc:
+        raise InputError(f"{runbook_path}: error: {exc}") from None
+    flows = flow_plan(where, nr)
+    log.info(
+        "isolation of %s: %d flow probe(s), %d flow(s) not probed",
+        where.site,
+        len(flows.probes),
+        len(flows.unprobed),
+    )
 
 
 def host_addresses(nr: Nornir) -> dict[str, list[str]]:

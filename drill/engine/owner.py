@@ -27,6 +27,7 @@ class Owner:
     var: list[str] = field(default_factory=list)
     workers: int = 20
     insecure_host_keys: bool = False
+    catalog: str | None = None  # --catalog: the isolation rehearsal's flow catalog
 
     @property
     def alive(self) -> bool:
@@ -69,6 +70,7 @@ def current(
     var: list[str] | None,
     workers: int,
     insecure_host_keys: bool = False,
+    catalog: Path | None = None,
 ) -> Owner:
     pid = os.getpid()
     return Owner(
@@ -79,6 +81,7 @@ def current(
         var=list(var or []),
         workers=workers,
         insecure_host_keys=insecure_host_keys,
+        catalog=str(catalog.resolve()) if catalog is not None else None,
     )
 
 

@@ -25,6 +25,7 @@ from drill.report.facts import (
     step_duration_s,
 )
 from drill.report.files import resolve_target, write_atomic
+from drill.report.isolation import isolation_fields
 from drill.report.rto import rto_fields
 from drill.report.sessions import session_fields
 from drill.secrets import mask_secrets
@@ -72,6 +73,7 @@ def build_report(record: RunRecord, *, secrets: Iterable[str] = ()) -> dict[str,
             **rto_fields(record, measured_rto_s(record)),
         },
         "host_key_policy": record.host_key_policy,
+        "isolation": isolation_fields(record.isolation),
         "notes": list(record.notes),
     }
     masked: dict[str, Any] = _mask_all(report, tuple(secrets))

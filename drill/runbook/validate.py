@@ -110,6 +110,7 @@ def check(checker: Checker) -> None:
     _check_unique_names(checker)
     for ref in iter_steps(checker.model):
         _check_step(checker, ref)
+    _check_isolate(checker)
     if checker.diagnostics:
         raise InputError(checker.diagnostics)
 
@@ -249,6 +250,40 @@ def _check_fault(c: Checker, ref: StepRef, step: FaultStep, name: str) -> None:
             resolve_link(lab, link)
         except InputError as exc:
             c.at((*ref.path, "links", index), f"{name}: {str(exc).removeprefix('error: ')}")
+
+
+def _check_isolate(c: Checker) -> None:
+    """The site must be one the lab knows and cut off from something; the vantage points
+    name inventory hosts. The catalog may come from --catalog, so its absence is the run's
+    error, not the runbook's."""
+    spec = c.model.isolate
+    if spec is None:
+        return
+    path: JsonPath = ("isolate",)
+    site = spec.site or c.model.evacuate
+    if site is None:
+        c.at(path, "isolate: no site to cut off: set isolate.site or the runbook's evacuate")
+    for host, where in spec.vantage.items():
+        if host not in c.inventory.hosts:
+            hint = _suggest(host, c.inventory.hosts)
+            c.at(
+                (*path, "vantage", host), f"isolate.vantage: unknown host '{host}'{hint}", key=True
+            )
+        _check_vantage(c, (*path, "vantage", host), where)
+    from drill.lab.isolation import site_links
+    from drill.lab.lab import Lab
+
+    try:
+        lab = Lab(c.base_dir / spec.lab)
+    except DrillError as exc:
+        c.at((*path, "lab"), f"isolate: lab '{spec.lab}': {exc}")
+        return
+    if site is not None:
+        try:
+            site_links(lab, site)
+        except InputError as exc:
+            at: JsonPath = (*path, "site") if spec.site else ("evacuate",)
+            c.at(at, f"isolate: {str(exc).removeprefix('error: ')}")
 
 
 def _check_on(c: Checker, ref: StepRef) -> list[str]:
