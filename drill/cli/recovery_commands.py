@@ -75,6 +75,8 @@ def status(
         out.print(line, soft_wrap=True)
         if info.problem:
             out.print(Text(f"  journal: {info.problem}", style="yellow"), soft_wrap=True)
+        if info.isolation:
+            out.print(Text(f"  isolation: {info.isolation}", style="yellow"), soft_wrap=True)
         if info.state.startswith("dead"):
             out.print(
                 f"  -> 'drill resume {info.run_id}' or 'drill abort {info.run_id}'",

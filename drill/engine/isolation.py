@@ -21,6 +21,7 @@ from nornir.core import Nornir
 
 from drill.engine.events import EventBus, IsolationChanged
 from drill.engine.records import FlowOutcome, FlowWindow, HostResult, IsolationResult, StepStatus
+from drill.engine.trace import IsolationTrace
 from drill.errors import DrillError, InputError
 from drill.flows.catalog import load_catalog
 from drill.flows.isolation import Attempt, FlowVerdict, IsolationPlan, Window, judge, plan
@@ -284,3 +285,28 @@ def _evidence(flow: FlowOutcome) -> str:
         f"{e['records']} records, {e['packets']} packets, first seen {e['first_seen']}, "
         f"last seen {e['last_seen']}"
     )
+
+
+def settle_dead(cut: IsolationTrace, bus: EventBus, note: Callable[[str], None]) -> None:
+    """``drill resume``/``abort`` of a run that died during its isolation: nothing else may
+    run while the site is still cut off. The lab's timer has usually lifted it; if not, the
+    operator is back, so it is lifted now."""
+    from drill.lab.isolation import isolation_remaining, lift_isolation
+    from drill.lab.lab import Lab
+
+    lab = Lab(Path(cut.lab))
+    remaining = isolation_remaining(lab, cut.site)
+    if remaining is None or remaining <= 0:
+        until = cut.until.strftime("%H:%M:%SZ") if cut.until else "?"
+        note(
+            f"the dead run had cut site {cut.site} off until {until}: the lab's own timer lifted it"
+        )
+        by = "lab timer"
+    else:
+        note(
+            f"site {cut.site} was still cut off ({remaining:.1f}s left on the lab's timer): "
+            "lifted now"
+        )
+        by = "drill"
+    lift_isolation(lab, cut.site)
+    bus.emit(IsolationChanged(cut.site, cut.lab, "lifted", by=by))

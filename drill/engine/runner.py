@@ -206,7 +206,10 @@ class Engine:
         if self.recovery is None:
             self.lifecycle.fire(Trigger.START)
             self._drive()
-        elif self.recovery.action == "abort":
+            return
+        if self.recovery.isolation is not None:
+            isolation.settle_dead(self.recovery.isolation, self.bus, self._note)
+        if self.recovery.action == "abort":
             self._abort()
         else:
             self._resume(self.recovery)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from drill.engine.journal_reader import JournalRead, read_journal
@@ -32,6 +33,7 @@ class RunInfo:
     path: Path
     problem: str = ""  # why the journal is corrupt; also tolerated damage, for people
     journal: JournalRead | None = None
+    isolation: str = ""  # a site cut off by the run that the journal never saw lifted
 
     def as_dict(self) -> dict[str, object]:
         found: dict[str, object] = {
@@ -44,6 +46,8 @@ class RunInfo:
         }
         if self.problem:
             found["problem"] = self.problem
+        if self.isolation:
+            found["isolation"] = self.isolation
         return found
 
 
@@ -77,7 +81,26 @@ def run_info(run_dir: Path) -> RunInfo:
         path=run_dir,
         problem=problem,
         journal=journal,
+        isolation=_isolation(trace, alive),
     )
+
+
+def _isolation(trace: Trace, alive: bool) -> str:
+    """What a cut the journal never saw lifted means now (the lab's timer needs nobody)."""
+    cut = trace.isolation_open
+    if cut is None:
+        return ""
+    if cut.until is None:
+        return f"site {cut.site} was cut off by this run (lab {cut.lab}); no lift time recorded"
+    until = cut.until.strftime("%H:%M:%SZ")
+    left = (cut.until - datetime.now(UTC)).total_seconds()
+    if left <= 0:
+        return (
+            f"site {cut.site} was cut off by this run until {until}: the lab's own timer has "
+            "lifted it"
+        )
+    who = "" if alive else "; the run's process is gone, the lab lifts it by itself"
+    return f"site {cut.site} is cut off until {until} ({left:.0f}s left on the lab's timer{who})"
 
 
 def run_dirs(base: Path) -> Iterator[Path]:
