@@ -107,30 +107,94 @@ def _checked_exec_argv(lab: object, node: str, command: list[str]) -> list[str]:
 def fault(
     topology: TopologyArg,
     kind: Annotated[
-        str | None, typer.Argument(help="link, node or mgmt.", show_default=False)
+        str | None, typer.Argument(help="link, node, mgmt or site.", show_default=False)
     ] = None,
     target: Annotated[
         str | None,
-        typer.Argument(help="A:B (or A:IFACE:B:IFACE... as node:iface) for link; N otherwise."),
+        typer.Argument(
+            help="A:B (or A:IFACE:B:IFACE... as node:iface) for link; a drill.site label for "
+            "site; N otherwise."
+        ),
     ] = None,
-    mode: Annotated[str, typer.Option(help="down (links down) or blackhole (drop all).")] = "down",
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="down (links down; the default) or blackhole (drop all; a site's only mode).",
+            show_default=False,
+        ),
+    ] = None,
+    for_: Annotated[
+        str | None,
+        typer.Option(
+            "--for",
+            help="site only: how long the site stays cut off (30s, 5m); the lab lifts the cut "
+            "by itself, the command returns at once.",
+            show_default=False,
+        ),
+    ] = None,
     clear: Annotated[
         bool, typer.Option("--clear", help="Undo the given fault, or all faults.")
     ] = False,
 ) -> None:
-    """Inject a fault (link, node or management) or clear one/all: `--clear [KIND TARGET]`."""
-    from drill.lab.faults import apply_fault, clear_faults
+    """Inject a fault (link, node, management, or a whole site under a lab-side timer) or
+    clear one/all: `--clear [KIND TARGET]`."""
+    from drill.lab.faults import SITE, apply_fault, clear_faults
+    from drill.lab.isolation import isolate_site, lift_isolation
     from drill.lab.lab import Lab
 
     lab = Lab(topology)
     if clear:
+        if for_ is not None:
+            raise InputError("error: --for is for cutting a site, not for --clear")
+        if kind == SITE and target is not None:
+            lifted = lift_isolation(lab, target)
+            typer.echo("cleared: " + (f"{SITE} {target} blackhole" if lifted else "nothing"))
+            return
         cleared = clear_faults(lab, kind, target)
         typer.echo("cleared: " + (", ".join(cleared) if cleared else "nothing"))
         return
     if kind is None or target is None:
-        raise InputError("error: give a fault (`link A:B`, `node N` or `mgmt N`) or --clear")
-    record = apply_fault(lab, kind, target, mode)
+        raise InputError(
+            "error: give a fault (`link A:B`, `node N`, `mgmt N` or `site S --for 60s`) or --clear"
+        )
+    if kind == SITE:
+        seconds = _site_seconds(for_, mode)
+        record = isolate_site(lab, target, seconds)
+        typer.echo(
+            f"fault: {record.key} {record.mode} for {for_}; the lab lifts it by itself "
+            f"(at {_clock(record.expires_at)})"
+        )
+        return
+    if for_ is not None:
+        raise InputError(f"error: --for is for `site`, not `{kind}` (clear it with --clear)")
+    record = apply_fault(lab, kind, target, mode or "down")
     typer.echo(f"fault: {record.key} {record.mode}")
+
+
+def _site_seconds(for_: str | None, mode: str | None) -> float:
+    from drill.runbook.durations import Duration
+
+    if for_ is None:
+        raise InputError(
+            "error: a site cut needs --for DURATION (e.g. --for 60s): the lab lifts it"
+        )
+    if mode not in (None, "blackhole"):
+        raise InputError(f"error: a site is cut silently: --mode blackhole only, not `{mode}`")
+    try:
+        seconds = float(Duration.parse(for_))
+    except ValueError as exc:
+        raise InputError(f"error: --for: {exc}") from None
+    if seconds <= 0:
+        raise InputError("error: --for must be longer than 0s")
+    return seconds
+
+
+def _clock(epoch: float | None) -> str:
+    import datetime as dt
+
+    if epoch is None:
+        return "?"
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%H:%M:%S UTC")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,16 +4,20 @@
 link up but drops all frames in both directions with nftables netdev ingress+egress chains
 inside the namespaces: a silent failure, which is what exercises BFD/VRRP/BGP timers.
 Faults are recorded in the lab state so ``--clear`` can undo them and ``status`` shows them.
+A whole site cut off under a lab-side timer (kind ``site``) is drill.lab.isolation's; its
+tables are named here so ``--clear`` undoes it with the rest.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from drill.errors import InputError, LabError
 from drill.lab.lab import Lab
+from drill.lab.netns import existing_netns
 from drill.lab.plan import MGMT_IFACE, Port, VethPlan
 from drill.lab.privileges import require_root
 from drill.lab.sh import run
@@ -23,10 +27,45 @@ log = logging.getLogger(__name__)
 
 KINDS = ("link", "node", "mgmt")
 MODES = ("down", "blackhole")
+SITE = "site"  # the kind of drill.lab.isolation's records
 
 
 def _table(iface: str) -> str:
     return "drill_fault_" + re.sub(r"[^A-Za-z0-9_]", "_", iface)
+
+
+def site_table(site: str) -> str:
+    """The nftables netdev table that cuts ``site`` off, in each namespace it touches.
+
+    >>> site_table("dc1")
+    'drill_site_dc1'
+    """
+    return "drill_site_" + re.sub(r"[^A-Za-z0-9_]", "_", site)
+
+
+def nft_in_namespaces(
+    scripts: dict[str, str], *, check: bool = True
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """One ``nft -f -`` per namespace, the namespaces in parallel, so a change meant to hit
+    several namespaces at once lands in all of them within a few milliseconds."""
+
+    def one(netns: str) -> subprocess.CompletedProcess[str]:
+        argv = ["ip", "netns", "exec", netns, "nft", "-f", "-"]
+        return run(argv, input_text=scripts[netns], check=check)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(scripts))) as pool:
+        return dict(zip(scripts, pool.map(one, scripts), strict=True))
+
+
+def remove_site_tables(lab: Lab, site: str) -> bool:
+    """Delete ``site``'s cut wherever it is in the lab (every namespace is asked, so it works
+    whatever the links were when the cut was made); True when some namespace had it."""
+    script = f"delete table netdev {site_table(site)}\n"
+    present = set(existing_netns())
+    done = nft_in_namespaces(
+        {ns: script for ns in lab.plan.netns_names if ns in present}, check=False
+    )
+    return any(proc.returncode == 0 for proc in done.values())
 
 
 def _parse_endpoint(lab: Lab, text: str) -> tuple[str, str | None] | None:
@@ -125,6 +164,9 @@ def _apply_at_once(lab: Lab, faults: list[FaultRecord]) -> None:
 
 
 def _undo_one(lab: Lab, fault: FaultRecord) -> None:
+    if fault.kind == SITE:
+        remove_site_tables(lab, fault.target)
+        return
     for port in _ports(lab, fault):
         if fault.mode == "down":
             run(["ip", "-n", port.netns, "link", "set", "dev", port.iface, "up"], check=False)
@@ -146,6 +188,10 @@ def _undo_one(lab: Lab, fault: FaultRecord) -> None:
 
 
 def _validate(lab: Lab, kind: str, target: str, mode: str) -> FaultRecord:
+    if kind == SITE:
+        raise InputError(
+            f"error: a site is cut with a timer: `drill lab fault LAB site {target} --for 60s`"
+        )
     if kind not in KINDS:
         raise InputError(f"error: fault kind `{kind}` is not one of {', '.join(KINDS)}")
     if mode not in MODES:
@@ -204,7 +250,7 @@ def clear_faults(lab: Lab, kind: str | None = None, target: str | None = None) -
     if kind is not None:
         if target is None:
             raise InputError("error: --clear takes no target (all faults) or KIND TARGET")
-        wanted = _validate(lab, kind, target, "down").key
+        wanted = f"{SITE} {target}" if kind == SITE else _validate(lab, kind, target, "down").key
     with lab_lock(lab.plan):
         state = load_state(lab.plan)
         if state is None:
@@ -215,7 +261,10 @@ def clear_faults(lab: Lab, kind: str | None = None, target: str | None = None) -
         state.faults = [f for f in state.faults if f not in gone]
         for fault in gone:
             _undo_one(lab, fault)
+        # A site cut has tables of its own that nothing above touched; applying it again
+        # would also restart its timer.
         for fault in state.faults:
-            _apply_one(lab, fault)
+            if fault.kind != SITE:
+                _apply_one(lab, fault)
         save_state(lab.plan, state)
     return [f"{f.key} {f.mode}" for f in gone]

@@ -21,9 +21,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FaultRecord:
-    kind: str  # "link", "node" or "mgmt"
-    target: str  # as given: "a:b", "node", ...
+    kind: str  # "link", "node", "mgmt" or "site"
+    target: str  # as given: "a:b", "node", "dc1"...
     mode: str  # "down" or "blackhole"
+    # Epoch seconds when the lab itself lifts the fault (a site cut's timer); None: never.
+    # State files written before the field existed load as None.
+    expires_at: float | None = None
 
     @property
     def key(self) -> str:

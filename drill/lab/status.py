@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from drill.lab import health
+from drill.lab.isolation import isolation_remaining
 from drill.lab.lab import Lab
 from drill.lab.netns import existing_netns
 from drill.lab.privileges import require_root
@@ -39,9 +40,34 @@ def lab_status(lab: Lab) -> dict[str, Any]:
         "up": up,
         "converged": up and not problems,
         "nodes": nodes,
-        "faults": [asdict(f) for f in (state.faults if state else [])],
+        "faults": [_fault(lab, asdict(f)) for f in (state.faults if state else [])],
         "problems": problems,
     }
+
+
+def _fault(lab: Lab, fault: dict[str, Any]) -> dict[str, Any]:
+    """A fault as recorded; a site cut also with the seconds its lab timer has left, read
+    from the namespaces (0.0: lifted by itself)."""
+    if fault["kind"] == "site":
+        fault["remaining"] = isolation_remaining(lab, fault["target"])
+    return fault
+
+
+def render_fault(fault: dict[str, Any]) -> str:
+    """One fault for the status line; a site cut says whether its timer has lifted it.
+
+    >>> render_fault({"kind": "site", "target": "dc1", "mode": "blackhole", "remaining": 0.0})
+    'site dc1 blackhole expired (lifted by the lab timer)'
+    >>> render_fault({"kind": "site", "target": "dc1", "mode": "blackhole", "remaining": 3.46})
+    'site dc1 blackhole (lifts in 3.5 s)'
+    """
+    text = f"{fault['kind']} {fault['target']} {fault['mode']}"
+    remaining = fault.get("remaining")
+    if fault["kind"] != "site" or remaining is None:
+        return text
+    if remaining <= 0:
+        return f"{text} expired (lifted by the lab timer)"
+    return f"{text} (lifts in {remaining:.1f} s)"
 
 
 def _cell_bgp(node: dict[str, Any]) -> str:
@@ -79,13 +105,6 @@ def render_status(report: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     faults = report["faults"]
-    lines.append(
-        "faults: "
-        + (
-            ", ".join(f"{f['kind']} {f['target']} {f['mode']}" for f in faults)
-            if faults
-            else "none"
-        )
-    )
+    lines.append("faults: " + (", ".join(render_fault(f) for f in faults) if faults else "none"))
     lines += [f"problem: {p}" for p in report["problems"]]
     return "\n".join(lines)
