@@ -55,7 +55,7 @@ def setup(
         raise DrillError("isolate: no site (set isolate.site or the runbook's evacuate)")
     if catalog is None:
         raise DrillError("isolate: no flow catalog (set flows.catalog or pass --catalog)")
-    return IsolationSetup(spec, site, runbook_dir / spec.lab, catalog)
+    return IsolationSetup(spec, site, (runbook_dir / spec.lab).resolve(), catalog.resolve())
 
 
 def preflight(model: Runbook, runbook_path: Path, catalog: Path | None, nr: Nornir) -> None:

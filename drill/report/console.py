@@ -53,6 +53,7 @@ from drill.secrets import mask_secrets
 log = logging.getLogger(__name__)
 
 CONFIG_KIND = "config"
+ISOLATE_KIND = "isolate"
 _UNBOUNDED = 100_000  # columns: measure a table's natural width, as if the page had no edge
 
 _OUTCOME_STYLE: dict[Outcome | None, str] = {
@@ -148,6 +149,12 @@ class ConsoleObserver:
             lines.append(head)
             # in full: a truncated device error is what costs an hour at 3 a.m.
             lines.extend(Text(f"             {row}", style="red") for row in error.splitlines())
+        elif step.kind == ISOLATE_KIND:
+            # a flow that broke without failing the drill (dr: deferred): said, in full
+            head.append("  reported", style="yellow")
+            lines.append(head)
+            rows = self._mask_lines(result.diff).splitlines()
+            lines.extend(Text(f"             {row}", style="yellow") for row in rows)
         else:
             head.append("  changed" if result.changed else "  ok", style="green")
             lines.append(head)
