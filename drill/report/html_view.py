@@ -110,6 +110,7 @@ class ReportView:
     probes: list[ProbeRow]
     notes: list[str]
     leftovers: list[str] = field(default_factory=list)
+    isolation: IsolationView | None = None
     source: str = "report.json"  # or "journal": rebuilt from a run that never finished
 
     @property
@@ -128,6 +129,78 @@ class ReportView:
     @property
     def started_at(self) -> datetime | None:
         return _parse(self.started)
+
+
+@dataclass(frozen=True)
+class FlowRow:
+    flow: str
+    tier: str
+    status: str
+    fails_drill: bool
+    attempts: int
+    failed: int
+    failed_pct: float
+    target: str
+    target_note: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class IsolationView:
+    site: str
+    for_s: float
+    cut_at: str | None
+    lifted_at: str | None
+    lifted_by: str
+    verdict: str
+    hidden: list[str]
+    flows: list[FlowRow]
+    unprobed: list[tuple[str, str, str]]  # flow, tier, reason
+    gone_with_site: int
+
+
+def _isolation(data: object) -> IsolationView | None:
+    if not isinstance(data, dict):
+        return None
+    flows = [_flow_row(f) for f in data.get("flows") or [] if isinstance(f, dict)]
+    unprobed = [
+        (str(u.get("flow", "")), str(u.get("tier", "")), str(u.get("reason", "")))
+        for u in data.get("unprobed") or []
+        if isinstance(u, dict)
+    ]
+    return IsolationView(
+        site=str(data.get("site", "")),
+        for_s=_opt_float(data.get("for_s")) or 0.0,
+        cut_at=_opt_str(data.get("cut_at")),
+        lifted_at=_opt_str(data.get("lifted_at")),
+        lifted_by=str(data.get("lifted_by") or "?"),
+        verdict=str(data.get("verdict", "")),
+        hidden=[str(h) for h in data.get("hidden_dependencies") or []],
+        flows=flows,
+        unprobed=unprobed,
+        gone_with_site=int(data.get("gone_with_site") or 0),
+    )
+
+
+def _flow_row(f: dict[str, Any]) -> FlowRow:
+    during = f.get("during") or {}
+    probe = f.get("probe") or {}
+    ev = f.get("evidence") or {}
+    return FlowRow(
+        flow=str(f.get("flow", "")),
+        tier=str(f.get("tier", "")),
+        status=str(f.get("status", "")),
+        fails_drill=bool(f.get("fails_drill")),
+        attempts=int(during.get("attempts") or 0),
+        failed=int(during.get("failed") or 0),
+        failed_pct=_opt_float(during.get("failed_pct")) or 0.0,
+        target=f"{probe.get('target', '')}:{probe.get('port', '')} from {probe.get('host', '')}",
+        target_note=str(probe.get("target_note") or ""),
+        evidence=(
+            f"{ev.get('records', '?')} records, first seen {ev.get('first_seen', '?')}, "
+            f"last seen {ev.get('last_seen', '?')}"
+        ),
+    )
 
 
 def _who(message: str | None, operator: str) -> str:
@@ -190,6 +263,7 @@ def from_report(data: dict[str, Any], *, source: str = "report.json") -> ReportV
         probes=[_probe(p) for p in data.get("probes") or []],
         notes=notes,
         leftovers=[n for n in notes if n.startswith("OPERATOR:")],
+        isolation=_isolation(data.get("isolation")),
         source=source,
     )
 

@@ -26,8 +26,9 @@ PHASE_COLOURS = {
     "postcheck": "#3fa36b",
     "rollback": "#e08a2c",
     "verify": "#8e5cc4",
+    "isolate": "#555555",
 }
-MARKED_PHASES = ("rollback", "verify")  # also named over their span in the lane
+MARKED_PHASES = ("isolate", "rollback", "verify")  # also named over their span in the lane
 LOSS_COLOUR = "#d62728"
 RTT_COLOUR = "#1f4e79"
 LABEL_CHARS = 32
