@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drill.probes.flow_running import FlowProbes  # noqa: E402
+from drill.probes.flow_running import FlowProbes
 
 
 def targets(flows: int, ports: list[int], closed: int) -> list[list[object]]:

@@ -67,7 +67,7 @@ def write_book(tmp_path: Path, extra: str) -> Path:
             "isolate.vantage: unknown host 'nosuch'",
         ),
         ("isolate: {lab: /nonexistent/lab, site: dc1, for: 5s}", "isolate: lab"),
-        (f"isolate: {{site: dc1, for: 5s}}", "lab"),
+        ("isolate: {site: dc1, for: 5s}", "lab"),
     ],
 )
 def test_bad_isolate_is_one_located_line_exit_2(tmp_path: Path, extra: str, message: str) -> None:
@@ -116,7 +116,7 @@ def journal_with_cut(run_dir: Path, until: datetime, lifted: bool) -> None:
                 change_id=None,
                 run_dir=str(run_dir),
                 hosts=[],
-            )  # fmt: skip
+            )
         )
         journal.write(
             StateEntry(source=State.EXECUTING, to=State.POSTCHECKING, trigger=Trigger.STEPS_DONE)
@@ -153,9 +153,10 @@ def test_a_lifted_cut_is_not_mentioned(tmp_path: Path) -> None:
 
 
 def test_report_isolation_section() -> None:
+    name = "auth@dc2 -> settlement@dc1 tcp/8300"
     flow = FlowOutcome(
-        flow="auth@dc2 -> settlement@dc1 tcp/8300", tier="required", status="broken",
-        fails_drill=True, headline="auth@dc2 -> settlement@dc1 tcp/8300: 100% failed during isolation",
+        flow=name, tier="required", status="broken",
+        fails_drill=True, headline=f"{name}: 100% failed during isolation",
         method="tcp", host="dc2-srv", vantage="lab:x:dc2-srv", source="192.0.2.32",
         target="192.0.2.27", port=8300, target_note="", before=FlowWindow(3, 0),
         during=FlowWindow(15, 15, {"timed out": 15}), after=FlowWindow(2, 0), recovered_s=0.4,
