@@ -20,7 +20,7 @@ from drill.engine.context import RunOptions
 from drill.engine.events import Observer
 from drill.engine.machine import mermaid
 from drill.engine.plan import build_plan
-from drill.errors import ExitCode
+from drill.errors import DrillError, ExitCode, InputError
 from drill.report.console import ConsoleObserver
 
 if TYPE_CHECKING:
@@ -198,15 +198,26 @@ def plan(
     inventory: InventoryOpt = None,
     var: VarOpt = None,
     as_json: JsonOpt = False,
+    catalog: CatalogOpt = None,
 ) -> None:
     """Show what a run would do: order, target hosts per step, and the rollback plan."""
+    from drill.engine.isolation import plan_lines
     from drill.flows.plan_section import run_check
 
     loaded = load(runbook, inventory, var)
     the_plan = build_plan(loaded)
-    flows = run_check(loaded, runbook)  # the runbook's evacuate + flows.catalog, if declared
+    flows = run_check(loaded, runbook, catalog_override=catalog)  # evacuate + flows.catalog
+    addresses = {
+        name: [str(a) for a in host.data.get("addresses") or []]
+        for name, host in loaded.inventory.hosts.items()
+    }
+    try:
+        isolation = plan_lines(loaded.model, loaded.path, catalog, addresses)
+    except DrillError as exc:
+        raise InputError(f"{runbook}: error: {exc}") from None
     if as_json:
         doc = the_plan.as_dict() | ({"flows": flows.to_dict()} if flows else {})
+        doc |= {"isolation": isolation} if isolation else {}
         typer.echo(json.dumps(doc, indent=2))
         return
     out = Console()
@@ -227,6 +238,10 @@ def plan(
     if flows is not None:
         out.print(Text(f"flows that still need {flows.site} (drill flows check):", style="bold"))
         for line_text in flows.lines():
+            out.print(Text(f"  {line_text}"), soft_wrap=True)
+    if isolation:
+        out.print(Text("isolation rehearsal:", style="bold"))
+        for line_text in isolation:
             out.print(Text(f"  {line_text}"), soft_wrap=True)
 
 

@@ -79,6 +79,33 @@ def preflight(model: Runbook, runbook_path: Path, catalog: Path | None, nr: Norn
     )
 
 
+def plan_lines(
+    model: Runbook, runbook_path: Path, catalog: Path | None, addresses: dict[str, list[str]]
+) -> list[str]:
+    """``drill plan``: the rehearsal and every probe it would generate (no device touched)."""
+    spec = model.isolate
+    if spec is None:
+        return []
+    if catalog is None and model.flows is not None:
+        catalog = runbook_path.parent / model.flows.catalog
+    where = setup(spec, model.evacuate, runbook_path.parent, catalog)
+    flows = flow_plan(where, addresses)
+    lines = [
+        f"cut {where.site} off for {spec.for_} (lab {spec.lab}, its own timer), after the "
+        f"postchecks; {len(flows.probes)} flow probe(s) from {where.catalog.name}:"
+    ]
+    for p in flows.probes:
+        lines.append(
+            f"  [{p.tier}] {p.label}: {p.method} {p.target}"
+            + (f":{p.port}" if p.port else "")
+            + f" from {p.host} ({p.source})"
+        )
+    lines += [f"  not probed: [{u.tier}] {u.label}: {u.reason}" for u in flows.unprobed]
+    if flows.gone_with_site:
+        lines.append(f"  {flows.gone_with_site} flow(s) go with {where.site} (clients there)")
+    return lines
+
+
 def host_addresses(nr: Nornir) -> dict[str, list[str]]:
     """Inventory host -> its own addresses (``data.addresses``, as the traceroute checks)."""
     out: dict[str, list[str]] = {}
@@ -89,9 +116,10 @@ def host_addresses(nr: Nornir) -> dict[str, list[str]]:
     return out
 
 
-def flow_plan(where: IsolationSetup, nr: Nornir) -> IsolationPlan:
+def flow_plan(where: IsolationSetup, nr: Nornir | dict[str, list[str]]) -> IsolationPlan:
+    """The generated probes; ``nr`` or, without one (``drill plan``), host -> addresses."""
     catalog = load_catalog(where.catalog)
-    addresses = host_addresses(nr)
+    addresses = host_addresses(nr) if isinstance(nr, Nornir) else nr
     vantage = {h: f"lab:{where.lab_dir}:{h}" for h in addresses}
     vantage.update(where.spec.vantage)
     return plan(catalog, where.site, addresses, vantage, where.spec.max_flows)
