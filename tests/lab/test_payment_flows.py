@@ -39,7 +39,7 @@ MGMT = ipaddress.ip_network("198.18.2.0/24")
 EDGES = {"198.18.2.12", "198.18.2.13"}  # dc1-edge, dc2-edge (management addresses)
 CANARY = "http://192.0.2.31/?amount=5000"  # dc2's own web instance, a large payment
 LARGE = "http://192.0.2.10/?amount=5000"  # the service address: dc2 after the switchover
-TRAP = "[required] dc2-srv@dc2 -> settlement@dc1 tcp/8300: settlement has no instance outside dc1"
+TRAP = "[required] auth@dc2 -> settlement@dc1 tcp/8300: settlement has no instance outside dc1"
 
 
 @pytest.fixture(scope="module")
@@ -119,14 +119,17 @@ def test_before_switchover_a_dr_canary_shows_the_dependency(lab: Lab, tmp_path: 
                            for a in answers), answers  # fmt: skip
 
     trap = settlement_records(flows)
-    assert trap and {r["src_addr"] for r in trap} == {"192.0.2.12"}, trap
+    # auth calls from its own service address: the record names auth, not its host.
+    assert trap and {r["src_addr"] for r in trap} == {"192.0.2.32"}, trap
     assert not {r["exporter"] for r in trap} & EDGES  # no router sees it: only the DCI port
 
     catalog, report = catalog_and_check(flows, tmp_path)
     edges = {(f["client"]["service"], f["server"]["service"], f["port"]) for f in catalog["flows"]}
     # The lab's own service traffic: customers on the web address (the load generator),
-    # dc2's auth writing to the primary in dc1 (and the standby's replication).
+    # dc2's auth writing to the primary in dc1, and the standby's replication (PostgreSQL
+    # connects from its host's address).
     assert ("customers", "web", 80) in edges, edges
+    assert ("auth", "db", 5432) in edges, edges
     assert ("dc2-srv", "db", 5432) in edges, edges
     assert catalog["unknown_endpoints"] == [], catalog["unknown_endpoints"]
     assert report.startswith("FAIL: "), report

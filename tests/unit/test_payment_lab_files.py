@@ -19,6 +19,7 @@ from drill.runbook.rto import rto_plan
 REPO = Path(__file__).resolve().parents[2]
 LAB_DIR = REPO / "labs" / "payment-dr"
 RUNBOOKS = REPO / "runbooks" / "payment"
+MGMT = ipaddress.ip_network("198.18.2.0/24")  # payment-dr's exporters, on its management
 ALLOWED = [
     ipaddress.ip_network(n)
     for n in ("198.18.0.0/15", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
@@ -100,3 +101,32 @@ def test_site_loss_runbook_kills_all_of_dc1_and_fails_back_as_written() -> None:
     names = [s.name for s in model.steps]
     assert names[-len(failback) :] == failback
     assert build_plan(loaded).steps
+
+
+def test_the_shipped_catalog_names_auth_calling_settlement_from_dc2() -> None:
+    """runbooks/payment/catalog.json was recorded on the lab (docs/flows.md, "The catalog the
+    payment runbooks use"). The services bind their calls to their own addresses, so the
+    client of the planted dependency is auth, not its host, and `flows check` names it."""
+    import json
+    import subprocess
+    import sys
+
+    catalog = json.loads((RUNBOOKS / "catalog.json").read_text())
+    exporters = {e for f in catalog["flows"] for e in f["exporters"]}
+    assert exporters and all(ipaddress.ip_address(e) in MGMT for e in exporters), exporters
+    calls = {
+        (f["client"]["service"], tuple(f["client"]["sites"]), f["server"]["service"], f["port"])
+        for f in catalog["flows"]
+    }
+    assert ("auth", ("dc2",), "settlement", 8300) in calls, calls
+    assert catalog["unknown_endpoints"] == []
+    done = subprocess.run(
+        [sys.executable, "-m", "drill", "flows", "check", str(RUNBOOKS / "dc1-to-dc2.yml"),
+         "--catalog", str(RUNBOOKS / "catalog.json"), "--evacuate", "dc1"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "[required] auth@dc2 -> settlement@dc1 tcp/8300: settlement has no instance outside dc1"
+        in done.stdout
+    ), done.stdout

@@ -9,6 +9,9 @@ probes use small amounts and never touch it.
 ``GET /replication`` answers who the primary streams to (``db@dc1-srv -> db@dc2-srv
 streaming``), for the lab's convergence check.
 
+Its calls to hsm, db and settlement leave from its own service address (the first ADDRESS),
+so flow records name auth as their client (``auth@dc2 -> settlement@dc1``).
+
 Run: ``python3 auth.py ADDRESS[,ADDRESS...] PORT``.
 """
 
@@ -16,8 +19,9 @@ from __future__ import annotations
 
 import sys
 
+import svc
 from pgwire import PgError, query
-from svc import CallFailed, call, me, serve_http
+from svc import CallFailed, call, call_from, me, serve_http
 
 DB = "db.pay.example"
 HSM = "http://hsm.pay.example:8200"
@@ -35,6 +39,7 @@ def authorize(amount: int) -> tuple[int, str]:
             DB,
             f"INSERT INTO auths (amount, served_by) VALUES ({amount}, '{me('auth')}') "
             "RETURNING current_setting('cluster_name')",
+            source=svc.SOURCE,
         )
     except (OSError, PgError) as exc:
         return 503, f"{me('auth')} db failed: {exc}"
@@ -53,6 +58,7 @@ def replication() -> tuple[int, str]:
             DB,
             "SELECT current_setting('cluster_name'), application_name, state "
             "FROM pg_stat_replication",
+            source=svc.SOURCE,
         )
     except (OSError, PgError) as exc:
         return 503, f"{me('auth')} db failed: {exc}"
@@ -75,4 +81,6 @@ def handle(path: str, args: dict[str, str]) -> tuple[int, str]:
 
 
 if __name__ == "__main__":
-    serve_http(sys.argv[1].split(","), int(sys.argv[2]), handle)
+    addresses = sys.argv[1].split(",")
+    call_from(addresses[0])
+    serve_http(addresses, int(sys.argv[2]), handle)

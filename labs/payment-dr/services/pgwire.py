@@ -35,9 +35,13 @@ def _error_text(body: bytes) -> str:
     return f"{fields.get(b'S', 'ERROR')}: {fields.get(b'M', '?')}"
 
 
-def query(host: str, sql: str, *, port: int = 5432, timeout: float = 2.0) -> list[list[str | None]]:
-    """Run ``sql`` as postgres on database postgres; the rows of its last result, as text."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+def query(
+    host: str, sql: str, *, port: int = 5432, timeout: float = 2.0, source: str | None = None
+) -> list[list[str | None]]:
+    """Run ``sql`` as postgres on database postgres; the rows of its last result, as text.
+    ``source``: the local address to connect from (the calling service's own)."""
+    bind = (source, 0) if source else None
+    with socket.create_connection((host, port), timeout=timeout, source_address=bind) as sock:
         params = b"user\0postgres\0database\0postgres\0application_name\0lab-service\0\0"
         sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
         while True:

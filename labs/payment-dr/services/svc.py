@@ -2,11 +2,14 @@
 
 Standard library only (the services run on the lab nodes' system python3). Every answer
 names the service and the node that served it (``auth@dc2-srv``), so the path of a request
-is visible end to end.
+is visible end to end. A service's calls to others leave from its own service address
+(:func:`call_from`), so flow records name the calling service, not just its host.
 """
 
 from __future__ import annotations
 
+import functools
+import http.client
 import http.server
 import socket
 import threading
@@ -58,10 +61,35 @@ class CallFailed(Exception):
     pass
 
 
+class _FromAddress(urllib.request.HTTPHandler):
+    """Plain HTTP whose connections are bound to one local address."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        bound = functools.partial(http.client.HTTPConnection, source_address=(self.address, 0))
+        return self.do_open(bound, req)
+
+
+_opener = urllib.request.build_opener()
+SOURCE: str | None = None  # the address calls leave from; None: the kernel's choice
+
+
+def call_from(address: str) -> None:
+    """Make this process's calls (:func:`call`, and pgwire's ``source=svc.SOURCE``) leave from
+    ``address``, the service's own: without it they would leave from the server's address on
+    the VLAN, and a flow record could name only the host."""
+    global _opener, SOURCE
+    _opener = urllib.request.build_opener(_FromAddress(address))
+    SOURCE = address
+
+
 def call(url: str, timeout: float) -> str:
     """GET ``url``; its stripped body, or CallFailed naming the url and why."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with _opener.open(url, timeout=timeout) as answer:
             return str(answer.read().decode().strip())
     except urllib.error.HTTPError as exc:
         raise CallFailed(f"{url}: HTTP {exc.code} {exc.read().decode().strip()}") from None

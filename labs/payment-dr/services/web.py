@@ -1,6 +1,8 @@
 """web: the payment front end. ``GET /?amount=N`` authorizes through ``auth`` and answers
 the whole chain, e.g. ``web@dc1-srv auth@dc1-srv db@dc1-srv hsm@dc1-srv``.
 
+Its calls to auth leave from its own instance address (the first ADDRESS, not the VIP).
+
 Run: ``python3 web.py ADDRESS[,ADDRESS...] PORT`` (own address and the service VIP).
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from svc import CallFailed, call, me, serve_http
+from svc import CallFailed, call, call_from, me, serve_http
 
 AUTH = "http://auth.pay.example:8080"
 
@@ -29,4 +31,6 @@ def handle(path: str, query: dict[str, str]) -> tuple[int, str]:
 
 
 if __name__ == "__main__":
-    serve_http(sys.argv[1].split(","), int(sys.argv[2]), handle)
+    addresses = sys.argv[1].split(",")
+    call_from(addresses[0])
+    serve_http(addresses, int(sys.argv[2]), handle)
