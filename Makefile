@@ -68,7 +68,8 @@ demo: setup
 	echo && echo "reports:" && ls -1 $(REPORTS)/*/report.json $(REPORTS)/*/report.html
 
 # The payment lab (labs/payment-dr): the switchover, a look at the hidden dependency it leaves
-# (a large payment from DR still goes to settlement in DC1), and the failback.
+# (a large payment from DR still goes to settlement in DC1), the failback; then the isolation
+# rehearsal that names it (exit 1, rolled back) and the fixed switchover with its failback.
 demo-payment: setup
 	@set -u; trap '$(BIN)/drill lab down $(PAYMENT_LAB)' EXIT; \
 	$(BIN)/drill lab up $(PAYMENT_LAB) && \
@@ -80,6 +81,15 @@ demo-payment: setup
 	$(BIN)/drill lab exec $(PAYMENT_LAB) client -- curl -sS 'http://192.0.2.10/?amount=5000' && \
 	$(BIN)/drill run runbooks/payment/dc2-to-dc1.yml --yes \
 		--report-dir $(REPORTS)/payment-dc2-to-dc1 && \
+	echo "the isolation rehearsal finds it: DC1 cut off for 15 s after the switchover" && \
+	{ $(BIN)/drill run runbooks/payment/dc1-to-dc2-isolated.yml --yes \
+		--report-dir $(REPORTS)/payment-isolated; rc=$$?; \
+	  echo "isolated drill exit code: $$rc (1 = the hidden dependency named, rolled back)"; \
+	  [ $$rc -eq 1 ]; } && \
+	$(BIN)/drill run runbooks/payment/dc1-to-dc2-fixed.yml --yes \
+		--report-dir $(REPORTS)/payment-fixed && \
+	$(BIN)/drill run runbooks/payment/dc2-to-dc1.yml --yes \
+		--report-dir $(REPORTS)/payment-fixed-failback && \
 	echo && echo "reports:" && ls -1 $(REPORTS)/payment-*/report.json
 
 bench: setup
