@@ -186,7 +186,12 @@ class Rehearsal:
         # Journaled (fsynced) before the cut: a dead run still tells who cut what, until when.
         self.bus.emit(IsolationChanged(site, str(self.where.lab_dir), "cut", until=until))
         at = time.time()
-        isolate_site(lab, site, for_s)
+        try:
+            isolate_site(lab, site, for_s)
+        except BaseException:
+            # isolate_site removes what it made when it fails: say the cut is over
+            self.bus.emit(IsolationChanged(site, str(self.where.lab_dir), "lifted", by="drill"))
+            raise
         self.result.cut_at = datetime.fromtimestamp(at, UTC)
         log.info("site %s cut off for %gs by the lab's own timer", site, for_s)
         return at

@@ -361,6 +361,13 @@ class Engine:
                 self._skip(step, Phase.STEP, index, "dry-run: listed, not run")
         for index, step in enumerate(self.runbook.model.postchecks):
             self._skip(step, Phase.POSTCHECK, index, "dry-run: listed, not run")
+        spec = self.runbook.model.isolate
+        if spec is not None:
+            site = spec.site or self.runbook.model.evacuate or "?"
+            rec = StepRecord(f"isolate {site} for {spec.for_}", "isolate", Phase.ISOLATE)
+            rec.status, rec.message = StepStatus.SKIPPED, "dry-run: listed, not run"
+            with self._step_scope(StepKey(phase=Phase.ISOLATE, index=1, name=rec.name), rec, []):
+                pass
         self.lifecycle.fire(Trigger.DRY_RUN_DONE if ok else Trigger.DRY_RUN_FAILED)
 
     # --- recovery -------------------------------------------------------------------
