@@ -462,6 +462,6 @@ def test_messages_stay_on_one_line(tmp_path: Path) -> None:
     path.write_text('apiVersion: drill/v1\nname: x\n"bad\\nkey": 1\n')
     assert _errors(path) == [
         f"{path}:3:1: error: unknown key 'bad\\nkey' in the runbook (known: apiVersion,"
-        " description, evacuate, flows, inventory, mode, name, owner, postchecks, prechecks,"
-        " probes, rto, steps, targets, vars)"
+        " description, evacuate, flows, inventory, isolate, mode, name, owner, postchecks,"
+        " prechecks, probes, rto, steps, targets, vars)"
     ]
