@@ -131,6 +131,8 @@ def verdict(view: ReportView) -> str:
         None,
     )
     where = f" at {failed.phase} {failed.number} '{failed.name}'" if failed else ""
+    if view.isolation is not None and view.isolation.hidden:
+        where += f" (hidden dependency: {', '.join(view.isolation.hidden)})"
     not_exact = [r.host for r in view.restore if not r.exact]
     sentences = {
         "succeeded": "The drill succeeded: every step and postcheck passed",

@@ -402,3 +402,30 @@ def test_a_planted_fifo_as_report_json_is_refused_at_once(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "not a regular file" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_isolation_section_names_the_dependency_and_escapes_flow_names() -> None:
+    from drill.engine.records import FlowOutcome, FlowWindow, IsolationResult
+
+    record = example_record()
+    name = "auth@dc2 -> settlement@dc1 tcp/8300<script>"
+    broken = FlowOutcome(
+        flow=name, tier="required", status="broken", fails_drill=True,
+        headline=f"{name}: 100% failed during isolation", method="tcp", host="dc2-srv",
+        vantage="lab:x:dc2-srv", source="192.0.2.32", target="192.0.2.27", port=8300,
+        target_note="", before=FlowWindow(3, 0), during=FlowWindow(15, 15),
+        after=FlowWindow(2, 0), recovered_s=0.4, evidence={"records": 50},
+    )  # fmt: skip
+    record.isolation = IsolationResult(
+        site="dc1", lab="labs/payment-dr", catalog="catalog.json", for_s=15.0, flows=[broken],
+        unprobed=[{"flow": "routing@dc2 -> routing@dc1 udp/3784", "tier": "deferred",
+                   "reason": "no probe for udp/3784"}],
+    )  # fmt: skip
+    html = render_html(build_report(record))
+    ids = [a.get("id") for tag, a in tags_of(html) if tag == "section"]
+    assert ids == ["timeline", "steps", "restore", "isolation", "probes", "notes"]
+    section = html[html.index('id="isolation"') : html.index('id="probes"')]
+    assert "Isolation rehearsal: dc1 cut off for 15 s" in section
+    assert "auth@dc2 -&gt; settlement@dc1 tcp/8300&lt;script&gt;" in section
+    assert "<script>" not in html
+    assert "15/15 (100 %)" in section and "no probe for udp/3784" in section
