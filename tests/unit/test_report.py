@@ -68,6 +68,7 @@ TOP_KEYS = [
     "probes",
     "rto",
     "host_key_policy",
+    "isolation",
     "notes",
 ]
 
