@@ -95,6 +95,8 @@ class StepScope:
     # time.monotonic() after which no further host of the step is started (step `timeout`)
     deadline: float | None = None
     quiet: bool = False  # polling: host results are reported once, at the step's end
+    # the isolation rehearsal's cut: commit with the revert timer and never confirm
+    let_revert: bool = False
     reported: set[str] = field(default_factory=set)
 
 

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 from nornir.core import Nornir
 
+from drill.engine.context import StepContext
 from drill.engine.events import EventBus, IsolationChanged
+from drill.engine.isolation_devices import DeviceCut
 from drill.engine.records import FlowOutcome, FlowWindow, HostResult, IsolationResult, StepStatus
 from drill.engine.trace import IsolationTrace
 from drill.errors import DrillError, InputError
@@ -36,14 +38,19 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.1
 LIFT_GRACE_S = 5.0  # the lab's timer is the kernel's: it is late by milliseconds, not seconds
+DEVICE_GRACE_S = 30.0  # a device's revert: frr-reload of its whole config (engine.deadman)
 
 
 @dataclass(frozen=True)
 class IsolationSetup:
     spec: IsolateSpec
     site: str
-    lab_dir: Path
+    lab_dir: Path | None  # None: the runbook's cut steps, on devices
     catalog: Path
+
+    @property
+    def means(self) -> str:
+        return "lab" if self.lab_dir is not None else "devices"
 
 
 def setup(
@@ -55,7 +62,8 @@ def setup(
         raise DrillError("isolate: no site (set isolate.site or the runbook's evacuate)")
     if catalog is None:
         raise DrillError("isolate: no flow catalog (set flows.catalog or pass --catalog)")
-    return IsolationSetup(spec, site, (runbook_dir / spec.lab).resolve(), catalog.resolve())
+    lab_dir = (runbook_dir / spec.lab).resolve() if spec.lab is not None else None
+    return IsolationSetup(spec, site, lab_dir, catalog.resolve())
 
 
 def preflight(model: Runbook, runbook_path: Path, catalog: Path | None, nr: Nornir) -> None:
@@ -90,9 +98,14 @@ def plan_lines(
         catalog = runbook_path.parent / model.flows.catalog
     where = setup(spec, model.evacuate, runbook_path.parent, catalog)
     flows = flow_plan(where, addresses)
+    how = (
+        f"lab {spec.lab}, its own timer"
+        if spec.lab is not None
+        else f"{len(spec.cut)} cut step(s) under the devices' revert timers"
+    )
     lines = [
-        f"cut {where.site} off for {spec.for_} (lab {spec.lab}, its own timer), after the "
-        f"postchecks; {len(flows.probes)} flow probe(s) from {where.catalog.name}:"
+        f"cut {where.site} off for {spec.for_} ({how}), after the postchecks; "
+        f"{len(flows.probes)} flow probe(s) from {where.catalog.name}:"
     ]
     for p in flows.probes:
         lines.append(
@@ -120,7 +133,9 @@ def flow_plan(where: IsolationSetup, nr: Nornir | dict[str, list[str]]) -> Isola
     """The generated probes; ``nr`` or, without one (``drill plan``), host -> addresses."""
     catalog = load_catalog(where.catalog)
     addresses = host_addresses(nr) if isinstance(nr, Nornir) else nr
-    vantage = {h: f"lab:{where.lab_dir}:{h}" for h in addresses}
+    vantage: dict[str, str] = {}
+    if where.lab_dir is not None:
+        vantage = {h: f"lab:{where.lab_dir}:{h}" for h in addresses}
     vantage.update(where.spec.vantage)
     return plan(catalog, where.site, addresses, vantage, where.spec.max_flows)
 
@@ -130,17 +145,27 @@ class Rehearsal:
     still lifts the cut before it propagates."""
 
     def __init__(
-        self, where: IsolationSetup, nr: Nornir, bus: EventBus, note: Callable[[str], None]
+        self,
+        where: IsolationSetup,
+        ctx: StepContext,
+        note: Callable[[str], None],
+        devices: DeviceCut | None = None,
     ) -> None:
+        if (where.lab_dir is None) != (devices is not None):
+            raise ValueError("a device cut needs the engine's DeviceCut, a lab cut none")
         self.where = where
-        self.nr = nr
-        self.bus = bus
+        self.ctx = ctx
+        self.nr = ctx.nr
+        self.bus = ctx.bus
         self.note = note
+        self.devices = devices
+        self.lab_name = str(where.lab_dir) if where.lab_dir is not None else ""
         self.result = IsolationResult(
             site=where.site,
-            lab=str(where.lab_dir),
+            lab=self.lab_name,
             catalog=str(where.catalog),
             for_s=float(where.spec.for_),
+            means=where.means,
         )
 
     def run(self) -> IsolationResult:
@@ -152,7 +177,7 @@ class Rehearsal:
         result.unprobed = [
             {"flow": u.label, "tier": u.tier, "reason": u.reason} for u in flows.unprobed
         ]
-        lab = Lab(self.where.lab_dir)
+        lab = Lab(self.where.lab_dir) if self.where.lab_dir is not None else None
         by_vantage: dict[str, list[list[object]]] = {}
         for probe in flows.probes:
             by_vantage.setdefault(probe.vantage, []).append(probe.agent_item())
@@ -162,14 +187,15 @@ class Rehearsal:
         lifted = False
         try:
             time.sleep(float(spec.baseline))
-            cut_at = self._cut(lab)
+            cut_at = time.time()
+            self._cut(lab)
             time.sleep(max(0.0, cut_at + result.for_s - time.time()))
             lifted_at = self._await_lift(lab, cut_at + result.for_s)
             lifted = True
             self._await_recovery(flows, probes, cut_at, lifted_at)
         finally:
             if cut_at and not lifted:
-                self._lift(lab, "drill")
+                self._lift_now(lab)
                 lifted_at = time.time()
             result.probe_cpu_s = probes.stop()
         result.problems += probes.problems()
@@ -178,54 +204,67 @@ class Rehearsal:
         result.flows = [_outcome(v) for v in verdicts]
         return result
 
-    def _cut(self, lab: Lab) -> float:
-        from drill.lab.isolation import isolate_site
-
+    def _cut(self, lab: Lab | None) -> None:
         site, for_s = self.where.site, self.result.for_s
         until = datetime.fromtimestamp(time.time() + for_s, UTC)
         # Journaled (fsynced) before the cut: a dead run still tells who cut what, until when.
-        self.bus.emit(IsolationChanged(site, str(self.where.lab_dir), "cut", until=until))
-        at = time.time()
-        try:
-            isolate_site(lab, site, for_s)
-        except BaseException:
-            # isolate_site removes what it made when it fails: say the cut is over
-            self.bus.emit(IsolationChanged(site, str(self.where.lab_dir), "lifted", by="drill"))
-            raise
-        self.result.cut_at = datetime.fromtimestamp(at, UTC)
-        log.info("site %s cut off for %gs by the lab's own timer", site, for_s)
-        return at
+        self.bus.emit(IsolationChanged(site, self.lab_name, "cut", until=until))
+        self.result.cut_at = datetime.now(UTC)
+        if lab is not None:
+            from drill.lab.isolation import isolate_site
 
-    def _await_lift(self, lab: Lab, due: float) -> float:
-        """When the lab's timer lifted the cut; lifts it itself after a grace period."""
-        from drill.lab.isolation import isolation_remaining
+            isolate_site(lab, site, for_s)
+            log.info("site %s cut off for %gs by the lab's own timer", site, for_s)
+        else:
+            assert self.devices is not None
+            self.devices.cut(self.ctx)
+            log.info("site %s cut off for %gs under the devices' revert timers", site, for_s)
+
+    def _await_lift(self, lab: Lab | None, due: float) -> float:
+        """When the cut lifted by itself; drill lifts it itself after a grace period."""
+        if lab is None:
+            assert self.devices is not None
+            by = self.devices.await_revert()
+            at = time.time()
+            self._lifted(by, at)
+            return at
+        from drill.lab.isolation import isolation_remaining, lift_isolation
 
         site = self.where.site
         while True:
             remaining = isolation_remaining(lab, site)
             if remaining is None or remaining <= 0:
                 at = min(time.time(), due) if remaining is not None else time.time()
-                self._lift(lab, "lab timer", at)
+                lift_isolation(lab, site)  # the empty tables
+                self._lifted("lab timer", at)
                 return at
             if time.time() > due + LIFT_GRACE_S:
                 self.note(
                     f"the lab's timer had not lifted the cut of {site} {LIFT_GRACE_S:g}s after "
                     "it was due: drill lifted it"
                 )
-                self._lift(lab, "drill")
-                return time.time()
+                lift_isolation(lab, site)
+                at = time.time()
+                self._lifted("drill", at)
+                return at
             time.sleep(POLL_S)
 
-    def _lift(self, lab: Lab, by: str, at: float | None = None) -> None:
-        from drill.lab.isolation import lift_isolation
-
-        site = self.where.site
+    def _lift_now(self, lab: Lab | None) -> None:
+        """Interrupted, or the cut failed half-way: lift what there is at once."""
         try:
-            lift_isolation(lab, site)
+            if lab is not None:
+                from drill.lab.isolation import lift_isolation
+
+                lift_isolation(lab, self.where.site)
+            elif self.devices is not None:
+                self.devices.lift_now()
         finally:
-            self.result.lifted_by = by
-            self.result.lifted_at = datetime.fromtimestamp(at or time.time(), UTC)
-            self.bus.emit(IsolationChanged(site, str(self.where.lab_dir), "lifted", by=by))
+            self._lifted("drill", time.time())
+
+    def _lifted(self, by: str, at: float) -> None:
+        self.result.lifted_by = by
+        self.result.lifted_at = datetime.fromtimestamp(at, UTC)
+        self.bus.emit(IsolationChanged(self.where.site, self.lab_name, "lifted", by=by))
 
     def _await_recovery(
         self, flows: IsolationPlan, probes: FlowProbes, cut_at: float, since: float
@@ -322,15 +361,30 @@ def _evidence(flow: FlowOutcome) -> str:
 
 def settle_dead(cut: IsolationTrace, bus: EventBus, note: Callable[[str], None]) -> None:
     """``drill resume``/``abort`` of a run that died during its isolation: nothing else may
-    run while the site is still cut off. The lab's timer has usually lifted it; if not, the
-    operator is back, so it is lifted now."""
+    run while the site is still cut off. A lab's timer has usually lifted it; if not, the
+    operator is back, so it is lifted now. Devices: their revert timers cannot be reached
+    from the journal alone, so drill waits until they have fired (plus the driver's grace)."""
+    until = cut.until.strftime("%H:%M:%SZ") if cut.until else "?"
+    if not cut.lab:
+        wait = (cut.until.timestamp() if cut.until else time.time()) + DEVICE_GRACE_S
+        left = wait - time.time()
+        if left > 0:
+            note(
+                f"the dead run cut site {cut.site} off on devices until {until}: waiting "
+                f"{left:.0f}s for their revert timers before anything else"
+            )
+            time.sleep(left)
+        else:
+            note(f"the dead run cut site {cut.site} off until {until}: the devices' revert "
+                 "timers have fired")  # fmt: skip
+        bus.emit(IsolationChanged(cut.site, cut.lab, "lifted", by="device revert timer"))
+        return
     from drill.lab.isolation import isolation_remaining, lift_isolation
     from drill.lab.lab import Lab
 
     lab = Lab(Path(cut.lab))
     remaining = isolation_remaining(lab, cut.site)
     if remaining is None or remaining <= 0:
-        until = cut.until.strftime("%H:%M:%SZ") if cut.until else "?"
         note(
             f"the dead run had cut site {cut.site} off until {until}: the lab's own timer lifted it"
         )

@@ -165,12 +165,13 @@ class FlowOutcome:
 @dataclass
 class IsolationResult:
     site: str
-    lab: str
+    lab: str  # "" when the cut is on devices
     catalog: str
     for_s: float
+    means: str = "lab"  # "lab" (the lab's timer) or "devices" (cut steps, revert timers)
     cut_at: datetime | None = None
     lifted_at: datetime | None = None
-    lifted_by: str = ""  # "lab timer" | "drill" (interrupted, or the timer was late)
+    lifted_by: str = ""  # "lab timer" | "device revert timer" | "drill" (interrupted, late)
     flows: list[FlowOutcome] = field(default_factory=list)
     unprobed: list[dict[str, str]] = field(default_factory=list)  # flow, tier, reason
     gone_with_site: int = 0

@@ -36,6 +36,7 @@ from drill.engine.events import (
     StepKey,
     StepStarted,
 )
+from drill.engine.isolation_devices import DeviceCut
 from drill.engine.journal import Journal
 from drill.engine.machine import FINAL_STATES, OUTCOME_OF, Lifecycle, State, Trigger
 from drill.engine.records import HostResult, Phase, RunRecord, StepRecord, StepStatus
@@ -93,6 +94,8 @@ def config_hosts(runbook: LoadedRunbookLike) -> list[str]:
                 visit(step.rollback)
 
     visit(list(runbook.model.steps))
+    if runbook.model.isolate is not None:
+        visit(list(runbook.model.isolate.cut))  # a device cut is proven undone like any change
     return list(dict.fromkeys(hosts))
 
 
@@ -147,6 +150,7 @@ class Engine:
             model.probes if recovery is None else [], self.rundir.path / "probes"
         )
         self._rolling_back = False
+        self._isolate_index = 1  # the isolate phase's own step is 1; cut steps follow
         if recovery is not None:
             self._remember(recovery)
 
@@ -164,6 +168,8 @@ class Engine:
             for host in committed:
                 changes.mark_commit(key, host)
         for key, hosts in recovery.pending_confirm.items():
+            if key.phase is Phase.ISOLATE:
+                continue  # an isolation cut: its timer reverts it (isolation.settle_dead)
             for host in hosts:
                 # unconfirmed commit-confirm: the rollback lets the driver cancel it
                 changes.mark_pending_confirm(key, host)
@@ -338,9 +344,32 @@ class Engine:
         where = isolation.setup(
             spec, self.runbook.model.evacuate, self.runbook.path.parent, self._catalog()
         )
-        result = isolation.Rehearsal(where, self.nr, self.bus, self._note).run()
-        self.record.isolation = result
+        devices = None
+        if spec.cut:
+            devices = DeviceCut(spec, self._run_cut, self._isolation_scope)
+        rehearsal = isolation.Rehearsal(where, self.ctx, self._note, devices)
+        self.record.isolation = rehearsal.result
+        result = rehearsal.run()
         return isolation.outcome(result, self._note)
+
+    def _run_cut(self, step: ConfigStep, number: int) -> tuple[StepKey, StepRecord]:
+        """One cut step of a device isolation, committed under its revert timer, unconfirmed."""
+        self._isolate_index += 1
+        key = StepKey(phase=Phase.ISOLATE, index=self._isolate_index, name=step.name)
+        rec = StepRecord(step.name, step.kind, Phase.ISOLATE)
+        hosts = self.ctx.hosts_for(step)
+        with self._step_scope(key, rec, hosts) as ctx:
+            ctx.step.let_revert = True
+            self._apply(rec, self._safe(lambda: run_step(step, ctx, hosts), rec))
+        return key, rec
+
+    @contextlib.contextmanager
+    def _isolation_scope(self, name: str) -> Iterator[StepContext]:
+        self._isolate_index += 1
+        rec = StepRecord(name, "isolate", Phase.ISOLATE)
+        key = StepKey(phase=Phase.ISOLATE, index=self._isolate_index, name=name)
+        with self._step_scope(key, rec, []) as ctx:
+            yield ctx
 
     def _catalog(self) -> Path | None:
         if self.options.catalog is not None:
@@ -573,7 +602,8 @@ class Engine:
 
     def _all_steps(self) -> list[Step]:
         model = self.runbook.model
-        return [*model.prechecks, *model.steps, *model.postchecks]
+        cut = list(model.isolate.cut) if model.isolate is not None else []
+        return [*model.prechecks, *model.steps, *model.postchecks, *cut]
 
     def _state_changed(self, source: State, dest: State, trigger: Trigger) -> None:
         self.bus.emit(StateChanged(source, dest, trigger))

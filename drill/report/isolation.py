@@ -17,7 +17,8 @@ def isolation_fields(result: IsolationResult | None) -> dict[str, Any] | None:
     broken = [f for f in result.flows if f.fails_drill]
     return {
         "site": result.site,
-        "lab": result.lab,
+        "means": result.means,
+        "lab": result.lab or None,
         "catalog": result.catalog,
         "for_s": result.for_s,
         "cut_at": iso_utc(result.cut_at),

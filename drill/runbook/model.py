@@ -453,13 +453,20 @@ class IsolateSpec(Strict):
     cut ``site`` off silently for ``for`` while every probe runs, plus one generated probe per
     cataloged flow that must survive without the site; a required flow that breaks is a
     hidden dependency and fails the drill. The cut always lifts by itself: in a lab, by a
-    timer inside the lab's namespaces (devices: not built yet, docs/flows.md)."""
+    timer inside the lab's namespaces; on devices, by the driver's revert timer of each cut
+    step's commit, which drill never confirms."""
 
     site: str | None = Field(default=None, description="default: the runbook's evacuate")
     for_: Duration = Field(alias="for", description="how long the site stays cut off")
-    lab: str = Field(
+    lab: str | None = Field(
+        default=None,
         description="drill lab directory, relative to the runbook: the lab cuts the site's "
         "inter-site links with a timer inside its namespaces",
+    )
+    cut: list[ConfigStep] = Field(
+        default_factory=list,
+        description="devices: config steps that cut the site off, each committed with the "
+        "driver's revert timer set to `for` and never confirmed: every device reverts by itself",
     )
     vantage: dict[str, Vantage] = Field(
         default_factory=dict,
@@ -492,6 +499,11 @@ class IsolateSpec(Strict):
 
     @model_validator(mode="after")
     def _timeout_fits(self) -> IsolateSpec:
+        if (self.lab is None) == (not self.cut):
+            raise ValueError(
+                "an isolation needs exactly one of 'lab' (a drill lab cuts the site) or 'cut' "
+                "(config steps for devices, reverted by their own timers)"
+            )
         if float(self.timeout) > float(self.interval):
             raise ValueError("timeout must not be longer than interval")
         return self

@@ -23,6 +23,7 @@ from drill.runbook.model import (
     CommandStep,
     ConfigStep,
     FaultStep,
+    IsolateSpec,
     PacketProbe,
     PauseStep,
     Runbook,
@@ -270,6 +271,9 @@ def _check_isolate(c: Checker) -> None:
                 (*path, "vantage", host), f"isolate.vantage: unknown host '{host}'{hint}", key=True
             )
         _check_vantage(c, (*path, "vantage", host), where)
+    _check_cut(c, spec)
+    if spec.lab is None:
+        return
     from drill.lab.isolation import site_links
     from drill.lab.lab import Lab
 
@@ -284,6 +288,24 @@ def _check_isolate(c: Checker) -> None:
         except InputError as exc:
             at: JsonPath = (*path, "site") if spec.site else ("evacuate",)
             c.at(at, f"isolate: {str(exc).removeprefix('error: ')}")
+
+
+def _check_cut(c: Checker, spec: IsolateSpec) -> None:
+    """Each device takes one cut step: the driver refuses a commit while one is pending, and
+    the cut is committed under the revert timer of ``for`` (so no ``confirm`` of its own)."""
+    owner: dict[str, str] = {}
+    for index, step in enumerate(spec.cut):
+        path: JsonPath = ("isolate", "cut", index)
+        if step.confirm is not None:
+            c.at((*path, "confirm"), f"isolate.cut '{step.name}': no confirm: the cut is "
+                 "committed with a revert timer of isolate.for and never confirmed")  # fmt: skip
+        if step.batch is not None:
+            c.at((*path, "batch"), f"isolate.cut '{step.name}': no batch: a site is cut at once")
+        for host in c.hosts_of(StepRef(path, step)):
+            if host in owner:
+                c.at(path, f"isolate.cut '{step.name}': {host} is already cut by "
+                     f"'{owner[host]}' (one cut step per device)")  # fmt: skip
+            owner.setdefault(host, step.name)
 
 
 def _check_on(c: Checker, ref: StepRef) -> list[str]:

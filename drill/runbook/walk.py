@@ -29,6 +29,9 @@ def iter_steps(model: Runbook) -> Iterator[StepRef]:
     for phase in PHASES:
         for index, step in enumerate(getattr(model, phase)):
             yield from _walk(StepRef((phase, index), step))
+    if model.isolate is not None:
+        for index, cut in enumerate(model.isolate.cut):
+            yield StepRef(("isolate", "cut", index), cut)
 
 
 def _walk(ref: StepRef) -> Iterator[StepRef]:

@@ -110,6 +110,11 @@ def _commit(task: Task, step: ConfigStep, ctx: StepContext, dev: Any, diff: str)
         ctx.bus.emit(CommitDone(ctx.key, host))
         return HostResult(changed=True, diff=diff)
     dev.commit_config(revert_in=max(1, revert_in))
+    if ctx.step.let_revert:
+        # the isolation rehearsal's cut: the device's own timer ends it, whatever happens here
+        ctx.changes.mark_pending_confirm(ctx.key, host)
+        ctx.bus.emit(CommitDone(ctx.key, host, confirmed=False))
+        return HostResult(changed=True, diff=diff)
     problem = _confirm_check(task, step, ctx)
     if problem is None:
         dev.confirm_commit()

@@ -1,0 +1,127 @@
+"""The isolation rehearsal's cut on devices: the runbook's ``isolate.cut`` config steps, each
+committed with the driver's revert timer set to the isolation's length and never confirmed
+(docs/driver.md, "The revert timer"). The timer runs on the device: a dead or disconnected
+orchestrator cannot leave a site cut off. drill only waits for the devices to revert, proves
+each one is back to its config from before the cut, and reverts at once what is late.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from nornir.core.task import Task
+
+from drill.engine.context import StepContext
+from drill.engine.deadman import reach
+from drill.engine.events import StepKey
+from drill.engine.hosts import journaled_commit, run_per_host
+from drill.engine.normalize import normalizer_for
+from drill.engine.records import HostResult, StepRecord, StepStatus
+from drill.errors import DrillError
+from drill.runbook.model import ConfigStep, ConfirmSpec, IsolateSpec
+
+log = logging.getLogger(__name__)
+
+GRACE_S = 30.0  # frr-reload of a whole config after the timer fires, as drill.engine.deadman
+POLL_S = 0.5
+
+# (step, position) -> its record, run by the engine as a journaled isolate-phase step
+RunCut = Callable[[ConfigStep, int], tuple[StepKey, StepRecord]]
+# a journaled isolate-phase step around what follows: its name -> the context inside it
+OpenScope = Callable[[str], AbstractContextManager[StepContext]]
+
+
+class DeviceCut:
+    def __init__(self, spec: IsolateSpec, run: RunCut, scope: OpenScope) -> None:
+        self.spec = spec
+        self.run = run
+        self.scope = scope
+        self.cut_hosts: dict[str, tuple[StepKey, Path]] = {}  # host -> its cut step, pre-cut config
+        self.due: float = 0.0  # monotonic time the last timer fires
+
+    def cut(self, ctx: StepContext) -> None:
+        """Commit every cut step under a revert timer of ``for``; DrillError when one fails
+        (what was committed reverts by itself all the same)."""
+        timer = ConfirmSpec(timeout=self.spec.for_)
+        for number, step in enumerate(self.spec.cut, start=1):
+            key, rec = self.run(step.model_copy(update={"confirm": timer}), number)
+            # the latest commit's timer bounds them all
+            self.due = time.monotonic() + float(self.spec.for_)
+            for host in ctx.changes.changed_hosts(key):
+                saved = ctx.changes.preconfig.get(key, {}).get(host)
+                if saved is not None:
+                    self.cut_hosts[host] = (key, saved)
+            if rec.status is StepStatus.FAILED:
+                raise DrillError(f"cut step {step.name!r} failed: {rec.message or 'see its hosts'}")
+
+    def await_revert(self) -> str:
+        """Wait for every cut device's own timer; who lifted the cut (``device revert
+        timer``, or ``drill`` when a device was late and drill reverted it)."""
+        late: list[str] = []
+        with self.scope("devices revert the cut by themselves") as ctx:
+            results = run_per_host(
+                ctx, sorted(self.cut_hosts), lambda task: self._await(task, ctx, late), "revert"
+            )
+            _record(ctx, results)
+        failed = {h: r.error for h, r in results.items() if r.failed}
+        if failed:
+            raise DrillError(
+                "cut not proven reverted on "
+                + "; ".join(f"{h}: {e}" for h, e in sorted(failed.items()))
+            )
+        return "drill" if late else "device revert timer"
+
+    def lift_now(self) -> None:
+        """Interrupted: revert every pending cut at once (``rollback()`` disarms the timer)."""
+        if not self.cut_hosts:
+            return
+        with self.scope("lift the cut now") as ctx:
+            results = run_per_host(
+                ctx, sorted(self.cut_hosts), lambda task: self._revert(task, ctx), "lift"
+            )
+            _record(ctx, results)
+
+    def _await(self, task: Task, ctx: StepContext, late: list[str]) -> HostResult:
+        host = task.host.name
+        deadline = self.due + GRACE_S
+        dev = reach(task, deadline)
+        while dev.has_pending_commit():
+            if time.monotonic() > deadline:
+                late.append(host)
+                return self._revert(task, ctx)
+            time.sleep(POLL_S)
+        return self._prove(task, dev, "reverted by its own timer")
+
+    def _revert(self, task: Task, ctx: StepContext) -> HostResult:
+        dev = reach(task, time.monotonic() + GRACE_S)
+        if dev.has_pending_commit():
+            with journaled_commit(ctx, task.host.name):
+                dev.rollback()
+        return self._prove(task, dev, "reverted by drill")
+
+    def _prove(self, task: Task, dev: Any, how: str) -> HostResult:
+        host = task.host.name
+        key, saved = self.cut_hosts[host]
+        normalize = normalizer_for(task.host.platform)
+        running = normalize(dev.get_config(retrieve="running")["running"])
+        if running != normalize(saved.read_text(encoding="utf-8")):
+            return HostResult(failed=True, error=f"{host}: not back to its config before the cut")
+        log.info("%s: the cut (%s) %s", host, key.name, how)
+        return HostResult(changed=True, diff=f"the cut {how}; config as before it")
+
+
+def _record(ctx: StepContext, results: dict[str, HostResult]) -> None:
+    rec = ctx.step.record
+    rec.hosts.update(results)
+    if any(r.failed for r in results.values()):
+        rec.status, rec.message = StepStatus.FAILED, "not every device is back as before the cut"
+
+
+def hosts_of(spec: IsolateSpec, hosts_for: Callable[[ConfigStep], list[str]]) -> Iterator[str]:
+    for step in spec.cut:
+        yield from hosts_for(step)
