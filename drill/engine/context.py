@@ -95,8 +95,9 @@ class StepScope:
     # time.monotonic() after which no further host of the step is started (step `timeout`)
     deadline: float | None = None
     quiet: bool = False  # polling: host results are reported once, at the step's end
-    # the isolation rehearsal's cut: commit with the revert timer and never confirm
-    let_revert: bool = False
+    # the isolation rehearsal's cut: commit with a revert timer of this many seconds and
+    # never confirm (the device's own timer ends the cut)
+    revert_after: int | None = None
     reported: set[str] = field(default_factory=set)
 
 

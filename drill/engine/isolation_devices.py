@@ -23,15 +23,15 @@ from drill.engine.hosts import journaled_commit, run_per_host
 from drill.engine.normalize import normalizer_for
 from drill.engine.records import HostResult, StepRecord, StepStatus
 from drill.errors import DrillError
-from drill.runbook.model import ConfigStep, ConfirmSpec, IsolateSpec
+from drill.runbook.model import ConfigStep, IsolateSpec
 
 log = logging.getLogger(__name__)
 
 GRACE_S = 30.0  # frr-reload of a whole config after the timer fires, as drill.engine.deadman
 POLL_S = 0.5
 
-# (step, position) -> its record, run by the engine as a journaled isolate-phase step
-RunCut = Callable[[ConfigStep, int], tuple[StepKey, StepRecord]]
+# (step, position, revert timer in s) -> its record: a journaled isolate-phase step
+RunCut = Callable[[ConfigStep, int, int], tuple[StepKey, StepRecord]]
 # a journaled isolate-phase step around what follows: its name -> the context inside it
 OpenScope = Callable[[str], AbstractContextManager[StepContext]]
 
@@ -47,9 +47,9 @@ class DeviceCut:
     def cut(self, ctx: StepContext) -> None:
         """Commit every cut step under a revert timer of ``for``; DrillError when one fails
         (what was committed reverts by itself all the same)."""
-        timer = ConfirmSpec(timeout=self.spec.for_)
+        timer = max(1, round(float(self.spec.for_)))
         for number, step in enumerate(self.spec.cut, start=1):
-            key, rec = self.run(step.model_copy(update={"confirm": timer}), number)
+            key, rec = self.run(step, number, timer)
             # the latest commit's timer bounds them all
             self.due = time.monotonic() + float(self.spec.for_)
             for host in ctx.changes.changed_hosts(key):

@@ -352,14 +352,16 @@ class Engine:
         result = rehearsal.run()
         return isolation.outcome(result, self._note)
 
-    def _run_cut(self, step: ConfigStep, number: int) -> tuple[StepKey, StepRecord]:
+    def _run_cut(
+        self, step: ConfigStep, number: int, revert_after: int
+    ) -> tuple[StepKey, StepRecord]:
         """One cut step of a device isolation, committed under its revert timer, unconfirmed."""
         self._isolate_index += 1
         key = StepKey(phase=Phase.ISOLATE, index=self._isolate_index, name=step.name)
         rec = StepRecord(step.name, step.kind, Phase.ISOLATE)
         hosts = self.ctx.hosts_for(step)
         with self._step_scope(key, rec, hosts) as ctx:
-            ctx.step.let_revert = True
+            ctx.step.revert_after = revert_after
             self._apply(rec, self._safe(lambda: run_step(step, ctx, hosts), rec))
         return key, rec
 

@@ -101,7 +101,7 @@ def apply(task: Task, step: ConfigStep, ctx: StepContext) -> HostResult:
 
 def _commit(task: Task, step: ConfigStep, ctx: StepContext, dev: Any, diff: str) -> HostResult:
     host = task.host.name
-    revert_in = int(step.confirm.timeout) if step.confirm else None
+    revert_in = int(step.confirm.timeout) if step.confirm else ctx.step.revert_after
     ctx.bus.emit(CommitStarted(ctx.key, host, revert_in))
     # From here on the host may be changed, whatever happens next: the rollback must visit it.
     ctx.changes.mark_commit(ctx.key, host)
@@ -110,7 +110,7 @@ def _commit(task: Task, step: ConfigStep, ctx: StepContext, dev: Any, diff: str)
         ctx.bus.emit(CommitDone(ctx.key, host))
         return HostResult(changed=True, diff=diff)
     dev.commit_config(revert_in=max(1, revert_in))
-    if ctx.step.let_revert:
+    if ctx.step.revert_after is not None:
         # the isolation rehearsal's cut: the device's own timer ends it, whatever happens here
         ctx.changes.mark_pending_confirm(ctx.key, host)
         ctx.bus.emit(CommitDone(ctx.key, host, confirmed=False))
