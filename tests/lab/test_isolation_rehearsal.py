@@ -164,6 +164,33 @@ def test_the_fixed_switchover_passes_and_its_failback_restores_the_lab(
     assert_initial_state(lab)
 
 
+def test_the_cut_on_devices_reverts_by_itself_and_finds_the_same_flow(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The same rehearsal with the cut as config steps on the FRR devices, committed under
+    the driver's revert timer and never confirmed: the devices end the cut themselves."""
+    assert_initial_state(lab)
+    out = tmp_path / "devices"
+    done = drill(
+        "run", str(RUNBOOKS / "dc1-to-dc2-isolated-devices.yml"), "--yes",
+        "--report-dir", str(out), state=tmp_path / "state",
+    )  # fmt: skip
+    report = report_of(out, done)
+    assert done.returncode == 1 and report["outcome"] == "rolled_back", done.stderr[-3000:]
+    iso = report["isolation"]
+    assert (iso["means"], iso["lab"], iso["lifted_by"]) == ("devices", None, "device revert timer")
+    assert iso["hidden_dependencies"] == [PLANTED]
+    cut_steps = [s for s in report["steps"] if s["phase"] == "isolate" and s["kind"] == "config"]
+    assert {h for s in cut_steps for h in s["hosts"]} == {"dc1-edge", "dc1-srv"}
+    (reverted,) = [
+        s for s in report["steps"] if s["name"] == "devices revert the cut by themselves"
+    ]
+    assert reverted["status"] == "ok" and set(reverted["hosts"]) == {"dc1-edge", "dc1-srv"}
+    assert all(r["exact"] for r in report["restore"].values())
+    assert {"dc1-edge", "dc1-srv"} <= set(report["restore"])
+    assert_initial_state(lab)
+
+
 def _wait_for_cut(journal: Path, proc: subprocess.Popen[str], within: float) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
