@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from nornir.core import Nornir
 
+from drill.engine import isolation_devices
 from drill.engine.context import StepContext
 from drill.engine.events import EventBus, IsolationChanged
 from drill.engine.isolation_devices import DeviceCut
@@ -225,6 +226,11 @@ class Rehearsal:
         if lab is None:
             assert self.devices is not None
             by = self.devices.await_revert()
+            if by == "drill":
+                self.note(
+                    f"a device's revert timer had not ended the cut of {self.where.site} "
+                    f"{isolation_devices.GRACE_S:g}s after it was due: drill reverted it"
+                )
             at = time.time()
             self._lifted(by, at)
             return at
