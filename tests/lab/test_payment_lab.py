@@ -260,21 +260,26 @@ def test_firewalls_are_strict_and_share_state(lab: Lab) -> None:
 
 
 def test_session_breaks_on_a_move_without_sync(lab: Lab, tmp_path: Path) -> None:
-    """Sync off: a session through dc1-edge's firewall dies once the firewall in its path is
-    dc2-edge's (the gateway master's: the path then runs wan, dc1-edge, DCI, dc2-edge)."""
+    """Sync off: a session through dc1-edge dies once wan sends it to dc2-edge."""
     for edge in ("dc1-edge", "dc2-edge"):
         sh(lab, edge, "sh /etc/frr/fw/fwsync.sh off")
     session = Session(lab, "192.0.2.26", tmp_path / "session.log")
     try:
-        sh(lab, "dc2-edge", "vtysh -c 'conf t' -c 'interface eth3' -c 'vrrp 1 priority 250'")
-        poll("dc2-edge gateway master", lambda: web_vrrp(lab, "dc2-edge", "eth3", 1) == "Master")
+        sh(lab, "dc1-edge", "vtysh -c 'conf t' -c 'router bgp 64500' -c 'bgp graceful-shutdown'")
+        poll(
+            "wan preferring dc2-edge",
+            lambda: "198.51.100.6" in sh(lab, "wan", "ip route show 192.0.2.0/24"),
+        )
         assert session.broken(timeout=5), f"session survived without sync: {session.lines()[-3:]}"
     finally:
         session.close()
-        sh(lab, "dc2-edge", "vtysh -c 'conf t' -c 'interface eth3' -c 'vrrp 1 priority 100'")
+        sh(lab, "dc1-edge", "vtysh -c 'conf t' -c 'router bgp 64500' -c 'no bgp graceful-shutdown'")
         for edge in ("dc1-edge", "dc2-edge"):
             sh(lab, edge, "sh /etc/frr/fw/fwsync.sh on")
-    poll("dc1-edge gateway master again", lambda: web_vrrp(lab, "dc1-edge", "eth3", 1) == "Master")
+    poll(
+        "wan preferring dc1-edge again",
+        lambda: "198.51.100.2" in sh(lab, "wan", "ip route show 192.0.2.0/24"),
+    )
 
 
 def test_switchover_succeeds_and_sessions_survive(lab: Lab, tmp_path: Path) -> None:
