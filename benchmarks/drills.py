@@ -64,6 +64,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--lab", default="labs/two-dc", help="lab directory (default two-dc)")
     parser.add_argument("--runbooks", default="runbooks", help="directory of the runbooks")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep every run's report directory under this directory (per-step attribution)",
+    )
     args = parser.parse_args()
     runbooks = (ROOT / args.runbooks).resolve()
     subprocess.run([*DRILL, "lab", "up", args.lab], cwd=ROOT, check=True)
@@ -72,8 +77,9 @@ def main() -> int:
     gaps: dict[str, list[float]] = {"dc1-to-dc2": [], "dc2-to-dc1": []}
     lost_by_probe: dict[str, int] = {}
     failures = 0
-    with tempfile.TemporaryDirectory(prefix="drill-bench-") as tmp:
-        state = Path(tmp) / "state"
+    with tempfile.TemporaryDirectory(prefix="drill-bench-") as tmp_dir:
+        tmp = args.keep.resolve() if args.keep else Path(tmp_dir)
+        state = Path(tmp_dir) / "state"
         broken = runbooks / "dc1-to-dc2-broken.yml"
         broken_ok = True
         if broken.exists():

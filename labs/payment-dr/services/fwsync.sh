@@ -1,7 +1,9 @@
 #!/bin/sh
-# fwsync.sh on|off|status|boot: the firewall state sync (conntrackd) of this edge.
+# fwsync.sh on|off|status|boot: what this edge's firewall shares with the other site's.
 #   on      start conntrackd (FTFW over the DCI; learnt states go straight into the kernel)
-#   off     stop it: from now on this firewall knows only the sessions it saw itself
+#           and the second chance (a packet from wan this firewall cannot place is handed to
+#           the other site's firewall over fwlink: the policy rule for fw.nft's mark 0x2)
+#   off     stop both: from now on this firewall knows only the sessions it saw itself
 #   status  "on" with conntrackd's counters, or "off"
 #   boot    what `drill lab up` runs: on, unless DRILL_PAYMENT_FW_SYNC=off in its environment
 # Run it on both edges: sudo drill lab exec labs/payment-dr dc1-edge -- sh /etc/frr/fw/fwsync.sh off
@@ -9,6 +11,7 @@ set -eu
 CONF=/etc/frr/conntrackd.conf
 CTL=/run/frr/conntrackd.ctl
 running() { [ -S "$CTL" ] && conntrackd -C "$CONF" -s >/dev/null 2>&1; }
+second_chance() { ip rule show pref 90 | grep -q "fwmark 0x2 lookup 300"; }
 case "${1:-status}" in
 boot)
     mode=${DRILL_PAYMENT_FW_SYNC:-on}
@@ -17,6 +20,7 @@ boot)
     exit 2
     ;;
 on)
+    second_chance || ip rule add fwmark 0x2 lookup 300 pref 90
     running && exit 0
     rm -f "$CTL" /run/frr/conntrackd.lock
     conntrackd -C "$CONF" -d
@@ -28,11 +32,19 @@ on)
     done
     ;;
 off)
+    while second_chance; do ip rule del pref 90; done
     if running; then conntrackd -C "$CONF" -k; fi
     rm -f "$CTL" /run/frr/conntrackd.lock
     ;;
 status)
-    if running; then echo on; conntrackd -C "$CONF" -s; else echo off; fi
+    if running && second_chance; then
+        echo on
+        conntrackd -C "$CONF" -s
+    elif running || second_chance; then
+        echo "partly on: conntrackd $(running && echo on || echo off), second chance $(second_chance && echo on || echo off)"
+    else
+        echo off
+    fi
     ;;
 *)
     echo "usage: fwsync.sh on|off|status|boot" >&2
