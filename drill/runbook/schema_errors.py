@@ -70,7 +70,11 @@ def _clean(loc: Iterable[int | str], data: Any) -> tuple[JsonPath, bool]:
             after_index = False  # the discriminator tag pydantic adds after a list index
             continue
         after_index = False
-        if isinstance(element, str) and _is_branch_name(element) and element not in (node or {}):
+        if (
+            isinstance(element, str)
+            and _is_branch_name(element)
+            and not (isinstance(node, dict) and element in node)
+        ):
             applies = applies and _branch_applies(element, node)
         elif isinstance(node, dict) and element in node:
             path.append(element)

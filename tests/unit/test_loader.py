@@ -52,6 +52,9 @@ EXPECTED: dict[str, list[str]] = {
     "alias-bomb.yml": [
         "tests/data/bad/alias-bomb.yml:5:10: error: YAML aliases (*a) are not allowed",
     ],
+    "non-mapping-values.yml": [
+        "tests/data/bad/non-mapping-values.yml:3:6: error: 'rto': a duration is a string such as 500ms, 30s, 5m or 1h",
+    ],
     "bad-durations.yml": [
         "tests/data/bad/bad-durations.yml:3:6: error: 'rto': bad duration '5 minutes': use a number and ms, s, m or h (e.g. 30s)",
         "tests/data/bad/bad-durations.yml:7:15: error: step 'a', 'duration': a duration is a string such as 500ms, 30s, 5m or 1h",
