@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,24 +53,43 @@ def drill(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
+LEDGER_SERVER = """\
+import socketserver
+class Answer(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"ok\\n")
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("192.0.2.11", 5432), Answer).serve_forever()
+"""
+
+
 @pytest.fixture
 def ledger(lab: Any) -> Iterator[None]:
-    """A TCP service on app1's own address, started and stopped by this test."""
+    """A TCP service on app1's own address, started and stopped by this test; it must answer
+    before the test goes on (a listener that failed to start would plant nothing)."""
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", lab.netns("app1"), "socat",
-         "TCP-LISTEN:5432,bind=192.0.2.11,reuseaddr,fork", "SYSTEM:echo ok"],
+        ["ip", "netns", "exec", lab.netns("app1"), sys.executable, "-c", LEDGER_SERVER],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    yield
-    proc.terminate()
-    proc.wait(10)
+    try:
+        for _ in range(50):
+            probe = lab.exec("app2", ["nc", "-z", "-w1", "192.0.2.11", "5432"], timeout=10)
+            if probe.returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the planted ledger service on app1 never answered app2")
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _traffic(lab: Any, stop: threading.Event) -> None:
     """What the lab carries all the time: users on the service, app2 on the ledger."""
     while not stop.is_set():
         lab.exec("client", ["curl", "-s", "-m", "2", "http://192.0.2.10/"], timeout=10)
-        lab.exec("app2", ["socat", "-T1", "-", "TCP:192.0.2.11:5432"], timeout=10)
+        lab.exec("app2", ["nc", "-z", "-w1", "192.0.2.11", "5432"], timeout=10)
         stop.wait(0.5)
 
 
