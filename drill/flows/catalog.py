@@ -9,19 +9,21 @@ none; else the lower port (ephemeral ports are high). ICMP replies are turned ar
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from drill.errors import Diagnostic, InputError
 from drill.flows.records import FlowRecord
 from drill.flows.services import Service, ServiceTable, Tier, parse_network, parse_port
+from drill.runbook.yamlpos import YamlError, read_text
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,25 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _address(value: str) -> str:
+    """One host address: the flow probes connect to it and bind to it."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+Address = Annotated[str, AfterValidator(_address)]
+Count = Annotated[int, Field(ge=0)]
+
+
 class Endpoint(_Model):
     """A service entry, or ``service: null`` for addresses that belong to no service."""
 
     service: str | None
     sites: list[str] = Field(default_factory=list)
     dr: Tier | None = None
-    addresses: list[str] = Field(default_factory=list, description="sample seen in the flows")
+    addresses: list[Address] = Field(default_factory=list, description="sample seen in the flows")
 
     @property
     def label(self) -> str:
@@ -54,11 +68,13 @@ class Endpoint(_Model):
 class CatalogFlow(_Model):
     client: Endpoint
     server: Endpoint
-    proto: int
-    port: int = Field(description="the server's port; 0 for protocols without ports")
-    records: int
-    packets: int
-    bytes: int
+    proto: int = Field(ge=0, le=255)
+    port: int = Field(
+        ge=0, le=65535, description="the server's port; 0 for protocols without ports"
+    )
+    records: Count
+    packets: Count
+    bytes: Count
     first_seen: str
     last_seen: str
     cross_site: bool = Field(description="client and server are known and share no site")
@@ -66,11 +82,11 @@ class CatalogFlow(_Model):
 
 
 class UnknownEndpoint(_Model):
-    address: str
-    as_client: int = Field(description="records where this address was the client")
-    as_server: int
-    packets: int
-    bytes: int
+    address: Address
+    as_client: Count = Field(description="records where this address was the client")
+    as_server: Count
+    packets: Count
+    bytes: Count
     first_seen: str
     last_seen: str
     peers: list[str] = Field(default_factory=list, description="service@site or address")
@@ -346,24 +362,21 @@ def write_catalog(catalog: Catalog, path: Path) -> None:
 
 
 def load_catalog(path: Path) -> Catalog:
-    """A catalog written by ``flows catalog``; every problem is one located line."""
+    """A catalog written by ``flows catalog``; every problem is one located line. Read as
+    every input file is (a regular file, bounded, never a FIFO that blocks)."""
     display = str(path)
     try:
-        if path.stat().st_size > MAX_CATALOG_BYTES:
-            raise InputError([Diagnostic(display, 1, 1, "file is too large for a catalog")])
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError([Diagnostic(display, 1, 1, f"cannot read file: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise InputError(
-            [Diagnostic(display, 1, 1, "not UTF-8 text (is this a catalog?)")]
-        ) from None
+        text = read_text(path, display, MAX_CATALOG_BYTES)
+    except YamlError as exc:
+        raise InputError(exc.diagnostics) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
             [Diagnostic(display, exc.lineno, exc.colno, f"bad JSON: {exc.msg}")]
         ) from None
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise InputError([Diagnostic(display, 1, 1, f"bad JSON: {exc}")]) from None
     except RecursionError:
         raise InputError([Diagnostic(display, 1, 1, "bad JSON: nested too deeply")]) from None
     try:

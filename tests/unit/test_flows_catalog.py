@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,6 +161,54 @@ def test_bad_catalog_is_a_located_input_error(tmp_path: Path, text: str, where: 
     with pytest.raises(InputError) as caught:
         load_catalog(path)
     assert str(caught.value).startswith(f"{tmp_path}/{where}: error: ")
+
+
+def _good_catalog(table, tmp_path: Path) -> dict:  # type: ignore[no-untyped-def]
+    builder = CatalogBuilder(table)
+    builder.add(rec("192.0.2.12", "192.0.2.20", 51000, 40000))
+    path = tmp_path / "good.json"
+    write_catalog(builder.catalog(["a.jsonl"], "s.yml"), path)
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c["flows"][0].update(port=70000), "flows.0.port"),
+        (lambda c: c["flows"][0].update(proto=-1), "flows.0.proto"),
+        (lambda c: c["flows"][0]["server"].update(addresses=["db.example"]), "is not an IP"),
+        (lambda c: c["flows"][0].update(records=-5), "flows.0.records"),
+    ],
+)
+def test_catalog_values_a_probe_would_use_are_checked_on_load(  # type: ignore[no-untyped-def]
+    table, tmp_path: Path, mutate, message: str
+) -> None:
+    """A port or address no probe could use fails when the catalog is read (preflight),
+    not in the middle of an isolation."""
+    data = _good_catalog(table, tmp_path)
+    mutate(data)
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError) as caught:
+        load_catalog(path)
+    assert message in str(caught.value)
+
+
+def test_catalog_that_never_ends_or_blocks_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(InputError) as caught:
+            load_catalog(path)  # no writer, no end: refused at once, never a hang
+        assert "not a regular file" in str(caught.value)
+
+
+def test_catalog_with_a_number_past_the_digit_limit_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.json"
+    path.write_text('{"version": ' + "9" * 5000 + "}")
+    with pytest.raises(InputError) as caught:
+        load_catalog(path)
+    assert str(caught.value).startswith(f"{path}:1:1: error: bad JSON")
 
 
 def test_catalog_cli_over_bad_flow_files_exits_2_without_traceback(tmp_path: Path, table) -> None:  # type: ignore[no-untyped-def]
