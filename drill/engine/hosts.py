@@ -63,8 +63,10 @@ def describe(exc: BaseException | None, fallback: str = "") -> str:
 
 
 def run_per_host(
-    ctx: StepContext, hosts: list[str], fn: HostFn, name: str
+    ctx: StepContext, hosts: list[str], fn: HostFn, name: str, *, undo: bool = False
 ) -> dict[str, HostResult]:
+    """``fn`` on every host in parallel. ``undo``: fn takes a change back (lifting an
+    isolation cut), so it runs also when the run is being interrupted."""
     if not hosts:
         return {}
     wanted = set(hosts)
@@ -79,7 +81,7 @@ def run_per_host(
         # Failures are caught here, in the worker, so nornir never marks the host failed and
         # the result is reported while the other hosts are still busy.
         try:
-            if ctx.abort.is_set():
+            if ctx.abort.is_set() and not undo:
                 # Queued hosts of an interrupted step must not start a change.
                 result = HostResult(failed=True, error="not run: the run was interrupted")
             elif deadline is not None and time.monotonic() > deadline:

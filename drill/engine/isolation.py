@@ -183,21 +183,22 @@ class Rehearsal:
         for probe in flows.probes:
             by_vantage.setdefault(probe.vantage, []).append(probe.agent_item())
         probes = FlowProbes(by_vantage, float(spec.interval), float(spec.timeout))
-        probes.start()
         cut_at = lifted_at = 0.0
-        lifted = False
+        cutting = lifted = False
         try:
+            probes.start()
             time.sleep(float(spec.baseline))
-            cut_at = time.time()
-            self._cut(lab)
+            cutting = True
+            cut_at = self._cut(lab)
             time.sleep(max(0.0, cut_at + result.for_s - time.time()))
             lifted_at = self._await_lift(lab, cut_at + result.for_s)
             lifted = True
             self._await_recovery(flows, probes, cut_at, lifted_at)
         finally:
-            if cut_at and not lifted:
+            if cutting and not lifted:
                 self._lift_now(lab)
                 lifted_at = time.time()
+                cut_at = cut_at or lifted_at
             result.probe_cpu_s = probes.stop()
         result.problems += probes.problems()
         attempts = {k: [Attempt(a.t, a.error) for a in v] for k, v in probes.attempts().items()}
@@ -205,21 +206,30 @@ class Rehearsal:
         result.flows = [_outcome(v) for v in verdicts]
         return result
 
-    def _cut(self, lab: Lab | None) -> None:
+    def _cut(self, lab: Lab | None) -> float:
+        """Make the cut; when it began (epoch), not counting a wait for the lab's lock."""
         site, for_s = self.where.site, self.result.for_s
-        until = datetime.fromtimestamp(time.time() + for_s, UTC)
-        # Journaled (fsynced) before the cut: a dead run still tells who cut what, until when.
-        self.bus.emit(IsolationChanged(site, self.lab_name, "cut", until=until))
-        self.result.cut_at = datetime.now(UTC)
+        # Journaled (fsynced) before the cut: a dead run still tells who cut what, until when;
+        # journaled again once made, with the bound every timer ends by.
+        self._journal_cut()
         if lab is not None:
             from drill.lab.isolation import isolate_site
 
-            isolate_site(lab, site, for_s)
+            record = isolate_site(lab, site, for_s)
+            self._journal_cut()
+            began = (record.expires_at or time.time() + for_s) - for_s
             log.info("site %s cut off for %gs by the lab's own timer", site, for_s)
         else:
             assert self.devices is not None
-            self.devices.cut(self.ctx)
+            began = time.time()
+            self.devices.cut(self.ctx, self._journal_cut)
             log.info("site %s cut off for %gs under the devices' revert timers", site, for_s)
+        self.result.cut_at = datetime.fromtimestamp(began, UTC)
+        return began
+
+    def _journal_cut(self) -> None:
+        until = datetime.fromtimestamp(time.time() + self.result.for_s, UTC)
+        self.bus.emit(IsolationChanged(self.where.site, self.lab_name, "cut", until=until))
 
     def _await_lift(self, lab: Lab | None, due: float) -> float:
         """When the cut lifted by itself; drill lifts it itself after a grace period."""
@@ -256,16 +266,28 @@ class Rehearsal:
             time.sleep(POLL_S)
 
     def _lift_now(self, lab: Lab | None) -> None:
-        """Interrupted, or the cut failed half-way: lift what there is at once."""
+        """Interrupted, or the cut failed half-way: lift what there is at once. The journal
+        says "lifted" only when it is proven; otherwise the operator is told loudly, and the
+        journal keeps the cut open until its timers end it (``drill status``)."""
+        proven = False
         try:
             if lab is not None:
                 from drill.lab.isolation import lift_isolation
 
                 lift_isolation(lab, self.where.site)
+                proven = True
             elif self.devices is not None:
-                self.devices.lift_now()
+                proven = self.devices.lift_now()
         finally:
-            self._lifted("drill", time.time())
+            if proven:
+                self._lifted("drill", time.time())
+            else:
+                timers = "lab's timer ends" if lab is not None else "devices' revert timers end"
+                self.note(
+                    f"THE CUT OF {self.where.site} IS NOT PROVEN LIFTED: drill could not lift "
+                    f"it; the {timers} it by itself {self.result.for_s:g}s after the cut - "
+                    "check before anything else"
+                )
 
     def _lifted(self, by: str, at: float) -> None:
         self.result.lifted_by = by

@@ -21,7 +21,7 @@ from drill.engine.deadman import reach
 from drill.engine.events import StepKey
 from drill.engine.hosts import journaled_commit, run_per_host
 from drill.engine.normalize import normalizer_for
-from drill.engine.records import HostResult, StepRecord, StepStatus
+from drill.engine.records import HostResult, Phase, StepRecord, StepStatus
 from drill.errors import DrillError
 from drill.runbook.model import ConfigStep, IsolateSpec
 
@@ -44,20 +44,40 @@ class DeviceCut:
         self.cut_hosts: dict[str, tuple[StepKey, Path]] = {}  # host -> its cut step, pre-cut config
         self.due: float = 0.0  # monotonic time the last timer fires
 
-    def cut(self, ctx: StepContext) -> None:
+    def cut(self, ctx: StepContext, cutting: Callable[[], None] = lambda: None) -> None:
         """Commit every cut step under a revert timer of ``for``; DrillError when one fails
-        (what was committed reverts by itself all the same)."""
+        or changes nothing on a host it targets (the site would not be cut: the rehearsal
+        would prove nothing). What was committed reverts by itself all the same, and is known
+        here even when a step is interrupted half-way. ``cutting``: called after each step
+        (drill journals the new bound of the cut)."""
         timer = max(1, round(float(self.spec.for_)))
         for number, step in enumerate(self.spec.cut, start=1):
-            key, rec = self.run(step, number, timer)
-            # the latest commit's timer bounds them all
-            self.due = time.monotonic() + float(self.spec.for_)
-            for host in ctx.changes.changed_hosts(key):
-                saved = ctx.changes.preconfig.get(key, {}).get(host)
-                if saved is not None:
-                    self.cut_hosts[host] = (key, saved)
+            key: StepKey | None = None
+            try:
+                key, rec = self.run(step, number, timer)
+            finally:
+                # the latest commit's timer bounds them all
+                self.due = time.monotonic() + float(self.spec.for_)
+                self._collect(ctx, key, step)
+                cutting()
             if rec.status is StepStatus.FAILED:
                 raise DrillError(f"cut step {step.name!r} failed: {rec.message or 'see its hosts'}")
+            unchanged = sorted(h for h, r in rec.hosts.items() if not r.changed)
+            if unchanged:
+                raise DrillError(
+                    f"cut step {step.name!r} changed nothing on {', '.join(unchanged)} "
+                    "(its config is already there?): the site would not be cut off"
+                )
+
+    def _collect(self, ctx: StepContext, key: StepKey | None, step: ConfigStep) -> None:
+        """Every host a cut step may have changed, mid-commit ones included (the change log
+        marks a commit before it starts)."""
+        keys = [key] if key is not None else self._keys_of(ctx, step)
+        for k in keys:
+            for host in ctx.changes.changed_hosts(k):
+                saved = ctx.changes.preconfig.get(k, {}).get(host)
+                if saved is not None:
+                    self.cut_hosts[host] = (k, saved)
 
     def await_revert(self) -> str:
         """Wait for every cut device's own timer; who lifted the cut (``device revert
@@ -76,15 +96,29 @@ class DeviceCut:
             )
         return "drill" if late else "device revert timer"
 
-    def lift_now(self) -> None:
-        """Interrupted: revert every pending cut at once (``rollback()`` disarms the timer)."""
+    @staticmethod
+    def _keys_of(ctx: StepContext, step: ConfigStep) -> list[StepKey]:
+        """An interrupted cut step's keys (its run never returned one)."""
+        return [
+            k for k in ctx.changes.preconfig if k.phase is Phase.ISOLATE and k.name == step.name
+        ]
+
+    def lift_now(self) -> bool:
+        """Interrupted: revert every pending cut at once (``rollback()`` disarms the timer),
+        also while the run is being interrupted. True when every cut device is proven back to
+        its config from before the cut."""
         if not self.cut_hosts:
-            return
+            return True
         with self.scope("lift the cut now") as ctx:
             results = run_per_host(
-                ctx, sorted(self.cut_hosts), lambda task: self._revert(task, ctx), "lift"
+                ctx,
+                sorted(self.cut_hosts),
+                lambda task: self._revert(task, ctx),
+                "lift",
+                undo=True,
             )
             _record(ctx, results)
+        return len(results) == len(self.cut_hosts) and not any(r.failed for r in results.values())
 
     def _await(self, task: Task, ctx: StepContext, late: list[str]) -> HostResult:
         host = task.host.name

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -117,3 +119,75 @@ def test_a_late_device_is_reverted_by_drill(
     assert net.boxes["r2"].pending_revert is None
     assert record.outcome is Outcome.SUCCEEDED
     assert any("drill reverted it" in n for n in record.notes), record.notes
+
+
+def _engine(tmp_path: Path, book: str = BOOK, handle_signals: bool = False) -> Engine:
+    (tmp_path / "catalog.json").write_text(json.dumps(EMPTY_CATALOG))
+    loaded = harness.load(book, tmp_path)
+    return Engine(
+        loaded,
+        harness.nornir_for(HOSTS),
+        RunOptions(assume_yes=True),
+        config=EngineConfig(state_base=tmp_path / "state", handle_signals=handle_signals),
+    )
+
+
+def _journal(engine: Engine) -> list[dict[str, Any]]:
+    text = (engine.rundir.path / "journal.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_a_cut_that_changes_nothing_fails_the_rehearsal(tmp_path: Path, net: Any) -> None:
+    """A cut whose config is already on the device cuts nothing off: a rehearsal that
+    passed on it would prove nothing."""
+    net.boxes["r2"].running.append("shutdown uplinks")
+    record = run(tmp_path)
+    assert record.outcome is Outcome.ROLLED_BACK
+    step = next(s for s in record.steps if s.name.startswith("isolate "))
+    assert "changed nothing on r2" in (step.message or ""), step.message
+    assert "r2" not in net.ops("commit")  # the cut committed nothing; r1 was restored
+    assert net.boxes["r1"].running == ["hostname r1", "priority 100"]
+
+
+def test_ctrl_c_during_a_device_cut_reverts_it_at_once(tmp_path: Path, net: Any) -> None:
+    """The interrupted run still reaches the cut devices (the abort gate of every other
+    step does not apply to taking the cut back), and journals the lift only once proven."""
+    book = BOOK.replace("for: 1s", "for: 30s")
+    engine = _engine(tmp_path, book, handle_signals=True)
+
+    def interrupt() -> None:
+        while net.boxes["r2"].pending_revert is None:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    started = time.monotonic()
+    record = engine.run()
+    assert time.monotonic() - started < 20  # not the 30 s of the device's timer
+    assert net.ops("rollback") == ["r2"]
+    assert net.boxes["r2"].pending_revert is None
+    assert net.boxes["r2"].running == ["hostname r2", "priority 100"]
+    assert record.isolation is not None and record.isolation.lifted_by == "drill"
+    lifted = [e for e in _journal(engine) if e.get("event") == "isolation"]
+    assert [e["action"] for e in lifted][-1] == "lifted"
+    assert record.outcome is not Outcome.SUCCEEDED
+
+
+def test_a_lift_that_cannot_be_proven_is_not_journaled_as_lifted(
+    tmp_path: Path, net: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = BOOK.replace("for: 1s", "for: 30s")
+    engine = _engine(tmp_path, book, handle_signals=True)
+    monkeypatch.setattr(isolation_devices.DeviceCut, "lift_now", lambda self: False)
+
+    def interrupt() -> None:
+        while net.boxes["r2"].pending_revert is None:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    record = engine.run()
+    actions = [e["action"] for e in _journal(engine) if e.get("event") == "isolation"]
+    assert actions and "lifted" not in actions, actions
+    assert any("NOT PROVEN LIFTED" in n for n in record.notes), record.notes
