@@ -139,7 +139,8 @@ def _recover(
         confirm=(lambda prompt: typer.confirm(prompt, default=False)) if interactive else None,
         catalog=catalog,
     )
-    isolation.preflight(loaded.model, loaded.path, catalog, nr)
+    if action == "resume":  # an abort only undoes: it runs no rehearsal, needs no catalog
+        options.isolation_plan = isolation.preflight(loaded.model, loaded.path, catalog, nr)
     engine = Engine(
         loaded,
         nr,

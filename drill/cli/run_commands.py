@@ -207,9 +207,10 @@ def plan(
     loaded = load(runbook, inventory, var)
     the_plan = build_plan(loaded)
     flows = run_check(loaded, runbook, catalog_override=catalog)  # evacuate + flows.catalog
-    addresses = {
-        name: [str(a) for a in host.data.get("addresses") or []]
+    addresses = {  # extended data (groups, defaults), as host_addresses() reads from nornir
+        name: [str(a) for a in found]
         for name, host in loaded.inventory.hosts.items()
+        if isinstance(found := host.data.get("addresses") or [], list)
     }
     try:
         isolation = plan_lines(loaded.model, loaded.path, catalog, addresses)
@@ -292,7 +293,7 @@ def run(
         confirm=(lambda prompt: typer.confirm(prompt, default=False)) if interactive else None,
         catalog=catalog,
     )
-    isolation.preflight(loaded.model, loaded.path, catalog, nr)
+    options.isolation_plan = isolation.preflight(loaded.model, loaded.path, catalog, nr)
     engine = Engine(loaded, nr, options, observers=observers(ctx, console))
     engine.record.host_key_policy = policy
     inv = inventory or getattr(loaded, "inventory_path", None)

@@ -14,6 +14,7 @@ from nornir.core import Nornir
 from drill.engine.events import EventBus, StepKey
 from drill.engine.records import StepRecord
 from drill.engine.rundir import RunDir
+from drill.flows.isolation import IsolationPlan
 from drill.runbook.model import ConfigStep, Runbook, Step
 from drill.runbook.templates import Origin
 
@@ -46,6 +47,8 @@ class RunOptions:
     change_id: str | None = None
     confirm: Callable[[str], bool] | None = None  # asks the operator; None: no TTY
     catalog: Path | None = None  # --catalog: the isolation rehearsal's flow catalog
+    # the rehearsal's probes as the preflight generated them: the catalog is read once
+    isolation_plan: IsolationPlan | None = None
 
 
 class ChangeLog:

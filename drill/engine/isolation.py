@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +26,10 @@ from drill.engine.isolation_devices import DeviceCut
 from drill.engine.records import FlowOutcome, FlowWindow, HostResult, IsolationResult, StepStatus
 from drill.engine.trace import IsolationTrace
 from drill.errors import DrillError, InputError
-from drill.flows.catalog import load_catalog
+from drill.flows.catalog import read_catalog
 from drill.flows.isolation import Attempt, FlowVerdict, IsolationPlan, Window, judge, plan
 from drill.probes.flow_running import FlowProbes
+from drill.probes.flows import files_needed, open_files_limit
 from drill.runbook.model import IsolateSpec, Runbook
 from drill.steps.base import StepOutcome
 
@@ -67,12 +68,15 @@ def setup(
     return IsolationSetup(spec, site, lab_dir, catalog.resolve())
 
 
-def preflight(model: Runbook, runbook_path: Path, catalog: Path | None, nr: Nornir) -> None:
-    """Before any device is touched: the site, the catalog and the flow plan. InputError
-    (exit 2) on a missing or bad catalog, so a drill never stops at its isolation for it."""
+def preflight(
+    model: Runbook, runbook_path: Path, catalog: Path | None, nr: Nornir
+) -> IsolationPlan | None:
+    """Before any device is touched: the site, the catalog and the flow plan, which the
+    run then uses as is (the catalog is read once). InputError (exit 2) on a missing or bad
+    catalog, or a plan no agent could run, so a drill never stops at its isolation for it."""
     spec = model.isolate
     if spec is None:
-        return
+        return None
     if catalog is None and model.flows is not None:
         catalog = runbook_path.parent / model.flows.catalog
     try:
@@ -80,12 +84,27 @@ def preflight(model: Runbook, runbook_path: Path, catalog: Path | None, nr: Norn
     except DrillError as exc:
         raise InputError(f"{runbook_path}: error: {exc}") from None
     flows = flow_plan(where, nr)
+    per_vantage: dict[str, int] = {}
+    for probe in flows.probes:
+        per_vantage[probe.vantage] = per_vantage.get(probe.vantage, 0) + 1
+    limit = open_files_limit()
+    for vantage, count in sorted(per_vantage.items()):
+        if files_needed(count) > limit:
+            raise InputError(
+                f"{runbook_path}: error: isolate: {count} flow probes from {vantage} need "
+                f"{files_needed(count)} open files, over this host's hard limit of {limit}: "
+                "lower isolate.max_flows or raise the limit (ulimit -Hn)"
+            )
+    for u in flows.unprobed:
+        if u.tier == "required":
+            log.warning("isolation: required flow not probed: %s: %s", u.label, u.reason)
     log.info(
         "isolation of %s: %d flow probe(s), %d flow(s) not probed",
         where.site,
         len(flows.probes),
         len(flows.unprobed),
     )
+    return flows
 
 
 def plan_lines(
@@ -131,14 +150,20 @@ def host_addresses(nr: Nornir) -> dict[str, list[str]]:
 
 
 def flow_plan(where: IsolationSetup, nr: Nornir | dict[str, list[str]]) -> IsolationPlan:
-    """The generated probes; ``nr`` or, without one (``drill plan``), host -> addresses."""
-    catalog = load_catalog(where.catalog)
+    """The generated probes; ``nr`` or, without one (``drill plan``), host -> addresses.
+    With a lab, a host's flows are probed from its lab node: hosts that are no node of the
+    lab have no vantage point unless ``isolate.vantage`` gives one."""
+    catalog, digest = read_catalog(where.catalog)
     addresses = host_addresses(nr) if isinstance(nr, Nornir) else nr
     vantage: dict[str, str] = {}
     if where.lab_dir is not None:
-        vantage = {h: f"lab:{where.lab_dir}:{h}" for h in addresses}
+        from drill.lab.lab import Lab
+
+        nodes = Lab(where.lab_dir).plan.nodes
+        vantage = {h: f"lab:{where.lab_dir}:{h}" for h in addresses if h in nodes}
     vantage.update(where.spec.vantage)
-    return plan(catalog, where.site, addresses, vantage, where.spec.max_flows)
+    flows = plan(catalog, where.site, addresses, vantage, where.spec.max_flows)
+    return replace(flows, catalog_sha256=digest)
 
 
 class Rehearsal:
@@ -151,6 +176,7 @@ class Rehearsal:
         ctx: StepContext,
         note: Callable[[str], None],
         devices: DeviceCut | None = None,
+        flows: IsolationPlan | None = None,
     ) -> None:
         if (where.lab_dir is None) != (devices is not None):
             raise ValueError("a device cut needs the engine's DeviceCut, a lab cut none")
@@ -160,6 +186,7 @@ class Rehearsal:
         self.bus = ctx.bus
         self.note = note
         self.devices = devices
+        self.flows = flows  # None: generated here (a run without the CLI's preflight)
         self.lab_name = str(where.lab_dir) if where.lab_dir is not None else ""
         self.result = IsolationResult(
             site=where.site,
@@ -173,7 +200,8 @@ class Rehearsal:
         from drill.lab.lab import Lab
 
         spec, result = self.where.spec, self.result
-        flows = flow_plan(self.where, self.nr)
+        flows = self.flows or flow_plan(self.where, self.nr)
+        result.catalog_sha256 = flows.catalog_sha256
         result.gone_with_site = flows.gone_with_site
         result.unprobed = [
             {"flow": u.label, "tier": u.tier, "reason": u.reason} for u in flows.unprobed

@@ -168,6 +168,7 @@ class IsolationResult:
     lab: str  # "" when the cut is on devices
     catalog: str
     for_s: float
+    catalog_sha256: str = ""
     means: str = "lab"  # "lab" (the lab's timer) or "devices" (cut steps, revert timers)
     cut_at: datetime | None = None
     lifted_at: datetime | None = None

@@ -347,7 +347,9 @@ class Engine:
         devices = None
         if spec.cut:
             devices = DeviceCut(spec, self._run_cut, self._isolation_scope)
-        rehearsal = isolation.Rehearsal(where, self.ctx, self._note, devices)
+        rehearsal = isolation.Rehearsal(
+            where, self.ctx, self._note, devices, self.options.isolation_plan
+        )
         self.record.isolation = rehearsal.result
         result = rehearsal.run()
         return isolation.outcome(result, self._note)

@@ -86,21 +86,27 @@ def run_info(run_dir: Path) -> RunInfo:
 
 
 def _isolation(trace: Trace, alive: bool) -> str:
-    """What a cut the journal never saw lifted means now (the lab's timer needs nobody)."""
+    """What a cut the journal never saw lifted means now (the lab's timer, or the devices'
+    revert timers, need nobody)."""
     cut = trace.isolation_open
     if cut is None:
         return ""
+    where = f"lab {cut.lab}" if cut.lab else "on devices"
+    timer = "the lab's own timer" if cut.lab else "the devices' revert timers"
     if cut.until is None:
-        return f"site {cut.site} was cut off by this run (lab {cut.lab}); no lift time recorded"
+        return f"site {cut.site} was cut off by this run ({where}); no lift time recorded"
     until = cut.until.strftime("%H:%M:%SZ")
     left = (cut.until - datetime.now(UTC)).total_seconds()
     if left <= 0:
-        return (
-            f"site {cut.site} was cut off by this run until {until}: the lab's own timer has "
-            "lifted it"
+        if cut.lab:
+            return f"site {cut.site} was cut off by this run until {until}: {timer} has lifted it"
+        return f"site {cut.site} was cut off by this run until {until}: {timer} were due to lift it"
+    who = ""
+    if not alive:
+        who = "; the run's process is gone, " + (
+            "the lab lifts it by itself" if cut.lab else "each device reverts it by itself"
         )
-    who = "" if alive else "; the run's process is gone, the lab lifts it by itself"
-    return f"site {cut.site} is cut off until {until} ({left:.0f}s left on the lab's timer{who})"
+    return f"site {cut.site} is cut off until {until} ({left:.0f}s left on {timer}{who})"
 
 
 def run_dirs(base: Path) -> Iterator[Path]:

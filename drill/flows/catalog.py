@@ -9,6 +9,7 @@ none; else the lower port (ephemeral ports are high). ICMP replies are turned ar
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -364,11 +365,18 @@ def write_catalog(catalog: Catalog, path: Path) -> None:
 def load_catalog(path: Path) -> Catalog:
     """A catalog written by ``flows catalog``; every problem is one located line. Read as
     every input file is (a regular file, bounded, never a FIFO that blocks)."""
+    return read_catalog(path)[0]
+
+
+def read_catalog(path: Path) -> tuple[Catalog, str]:
+    """:func:`load_catalog` and the sha256 of the text it was read from (the report names
+    exactly which catalog a rehearsal was generated from)."""
     display = str(path)
     try:
         text = read_text(path, display, MAX_CATALOG_BYTES)
     except YamlError as exc:
         raise InputError(exc.diagnostics) from None
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -389,4 +397,4 @@ def load_catalog(path: Path) -> Catalog:
         raise InputError([Diagnostic(display, 1, 1, message)]) from None
     except ValueError as exc:
         raise InputError([Diagnostic(display, 1, 1, f"not a drill flow catalog: {exc}")]) from None
-    return catalog
+    return catalog, digest

@@ -76,6 +76,7 @@ class IsolationPlan:
     probes: tuple[FlowProbe, ...]
     unprobed: tuple[Unprobed, ...]
     gone_with_site: int  # flows whose client lives only at the isolated site
+    catalog_sha256: str = ""  # of the catalog file the probes were generated from
 
 
 def _method(flow: CatalogFlow) -> Method | None:

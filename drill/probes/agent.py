@@ -49,7 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     session.add_argument("--interval", type=float, default=0.1, help="seconds between messages")
     session.add_argument("--timeout", type=float, default=3.0, help="later answers: stalled")
     flows = sub.add_parser("flows", help="one attempt per flow per interval (isolation)")
-    flows.add_argument("--targets", required=True, help="JSON: [[id, method, src, dst, port]]")
+    flows.add_argument(
+        "--targets",
+        required=True,
+        help="JSON: [[id, method, src, dst, port]], or - for its first line on stdin (thousands "
+        "of flows do not fit in one argument)",
+    )
     flows.add_argument("--interval", type=float, default=1.0)
     flows.add_argument("--timeout", type=float, default=1.0)
     echo = sub.add_parser("udp-echo", help="UDP echo server for udp packet probes")
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     emit = _Output()
     stop = threading.Event()
+    if args.mode == "flows" and args.targets == "-":
+        args.targets = sys.stdin.buffer.readline().decode("utf-8", "replace")  # before the watch
     _stop_on_eof_or_signal(stop)
     try:
         if args.mode in ("packet", "service"):
@@ -152,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
 def _flows(args: argparse.Namespace, stop: threading.Event, emit: _Output) -> None:
     import json
 
-    from drill.probes.flows import FlowAgent, FlowTarget
+    from drill.probes.flows import FlowAgent, FlowTarget, raise_open_files
 
     targets = [FlowTarget.parse(item) for item in json.loads(args.targets)]
+    raise_open_files(len(targets))  # a round holds one socket per flow at once
     FlowAgent(targets, args.interval, args.timeout).run(stop, emit)
 
 

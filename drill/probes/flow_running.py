@@ -47,7 +47,7 @@ class _Agent:
             "drill.probes.agent",
             "flows",
             "--targets",
-            json.dumps(items, separators=(",", ":")),
+            "-",  # on stdin: thousands of flows are past the kernel's limit for one argument
             "--interval",
             f"{interval:g}",
             "--timeout",
@@ -68,6 +68,10 @@ class _Agent:
             text=True,
             start_new_session=True,
         )
+        assert self.proc.stdin is not None
+        # stdin stays open: the agent stops when it closes
+        self.proc.stdin.write(json.dumps(items, separators=(",", ":")) + "\n")
+        self.proc.stdin.flush()
 
     def failure(self) -> str:
         detail = self.error or " / ".join(self.stderr) or "no message"

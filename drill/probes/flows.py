@@ -19,6 +19,7 @@ import errno
 import ipaddress
 import logging
 import os
+import resource
 import selectors
 import socket
 import struct
@@ -36,6 +37,30 @@ Method = Literal["tcp", "dns", "icmp"]
 METHODS: tuple[Method, ...] = ("tcp", "dns", "icmp")
 # A query for the root's NS records: every resolver answers it somehow, with no upstream too.
 _DNS_QUERY_TAIL = b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x01"
+
+
+SPARE_FILES = 64  # the agent's own files: stdio, the selector, Python's imports
+
+
+def files_needed(flows: int) -> int:
+    return flows + SPARE_FILES
+
+
+def open_files_limit() -> int:
+    """The hard limit on open files, which an agent may raise its own soft limit to."""
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def raise_open_files(flows: int) -> None:
+    """A round opens one socket per flow at once: lift the soft limit (1024 by default)
+    to what the flows need. OSError when even the hard limit is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = files_needed(flows)
+    if needed <= soft:
+        return
+    if hard != resource.RLIM_INFINITY and needed > hard:
+        raise OSError(f"{flows} flows need {needed} open files; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ def isolation_fields(result: IsolationResult | None) -> dict[str, Any] | None:
         "means": result.means,
         "lab": result.lab or None,
         "catalog": result.catalog,
+        "catalog_sha256": result.catalog_sha256 or None,
         "for_s": result.for_s,
         "cut_at": iso_utc(result.cut_at),
         "lifted_at": iso_utc(result.lifted_at),

@@ -506,6 +506,11 @@ class IsolateSpec(Strict):
             )
         if float(self.timeout) > float(self.interval):
             raise ValueError("timeout must not be longer than interval")
+        if 2 * float(self.interval) > float(self.for_):
+            # one attempt, or none, inside the cut proves nothing either way
+            raise ValueError(
+                "interval must be at most half of 'for' (two attempts per flow during the cut)"
+            )
         return self
 
 

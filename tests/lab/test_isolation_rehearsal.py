@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -191,15 +192,21 @@ def test_the_cut_on_devices_reverts_by_itself_and_finds_the_same_flow(
     assert_initial_state(lab)
 
 
-def _wait_for_cut(journal: Path, proc: subprocess.Popen[str], within: float) -> dict[str, Any]:
+def _wait_for_cut(
+    journal: Path, proc: subprocess.Popen[str], within: float, count: int = 1
+) -> list[dict[str, Any]]:
+    """The journal's isolation ``cut`` entries, once there are ``count`` of them."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         assert proc.poll() is None, "drill ended before its isolation"
         if journal.exists():
-            for line in journal.read_text().splitlines():
-                entry = json.loads(line)
-                if entry.get("event") == "isolation" and entry.get("action") == "cut":
-                    return entry
+            cuts = [
+                e
+                for e in map(json.loads, journal.read_text().splitlines())
+                if e.get("event") == "isolation" and e.get("action") == "cut"
+            ]
+            if len(cuts) >= count:
+                return cuts
         time.sleep(0.2)
     raise AssertionError("no isolation cut journaled")
 
@@ -208,13 +215,17 @@ def test_sigkill_during_isolation_leaves_no_site_cut_off(lab: Lab, tmp_path: Pat
     assert_initial_state(lab)
     state = tmp_path / "state"
     env = {**os.environ, "DRILL_STATE_DIR": str(state)}
+    catalog = tmp_path / "catalog.json"  # the run's --catalog; gone before the abort
+    shutil.copyfile(RUNBOOKS / "catalog.json", catalog)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "drill", "run", str(RUNBOOKS / "dc1-to-dc2-isolated.yml"), "--yes"],
+        [sys.executable, "-m", "drill", "run", str(RUNBOOKS / "dc1-to-dc2-isolated.yml"), "--yes",
+         "--catalog", str(catalog)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         (run_dir,) = _wait_for_run_dir(state, proc)
-        cut = _wait_for_cut(run_dir / "journal.jsonl", proc, within=180)
+        # the cut is journaled before it is made, then again once made with its bound
+        cuts = _wait_for_cut(run_dir / "journal.jsonl", proc, within=180, count=2)
         time.sleep(1.0)  # inside the cut
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -222,7 +233,7 @@ def test_sigkill_during_isolation_leaves_no_site_cut_off(lab: Lab, tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    until = datetime.fromisoformat(cut["until"]).timestamp()
+    until = datetime.fromisoformat(cuts[-1]["until"]).timestamp()
     assert time.time() < until, "killed after the cut was due to lift: no proof"
     # dead orchestrator, site still cut off: the dependency is unreachable right now
     assert not reaches(lab, "dc2-srv", "192.0.2.32", "192.0.2.27", 8300)
@@ -236,7 +247,9 @@ def test_sigkill_during_isolation_leaves_no_site_cut_off(lab: Lab, tmp_path: Pat
         assert time.monotonic() < deadline, "dc1 still cut off 2 s after the lab's timer"
     status = drill("status", run_dir.name, state=state)
     assert "lab's own timer has" in status.stdout.replace("\n", " "), status.stdout
-    # abort: lifts nothing (the lab did), says so, and rolls the switchover back exactly
+    # abort: lifts nothing (the lab did), says so, and rolls the switchover back exactly;
+    # it runs no rehearsal, so the catalog it was run with is not needed
+    catalog.unlink()
     out = tmp_path / "abort"
     done = drill("abort", run_dir.name, "--report-dir", str(out), state=state)
     report = report_of(out, done)

@@ -37,6 +37,8 @@ steps:
     config: "priority 200"
 isolate:
   for: 1s
+  interval: 400ms
+  timeout: 300ms
   baseline: 100ms
   recover: 1s
   cut:

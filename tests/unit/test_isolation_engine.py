@@ -63,6 +63,10 @@ def write_book(tmp_path: Path, extra: str) -> Path:
             "timeout must not be longer than interval",
         ),
         (
+            f"isolate: {{lab: {PAYMENT}, site: dc1, for: 5s, interval: 3s}}",
+            "interval must be at most half of 'for'",
+        ),
+        (
             f"isolate: {{lab: {PAYMENT}, site: dc1, for: 5s, vantage: {{nosuch: local}}}}",
             "isolate.vantage: unknown host 'nosuch'",
         ),
@@ -173,3 +177,19 @@ def test_report_isolation_section() -> None:
     }  # fmt: skip
     json.dumps(fields, allow_nan=False)
     assert isolation_fields(None) is None
+
+
+def test_only_lab_nodes_get_a_lab_vantage_point() -> None:
+    """An inventory host that is no node of the lab cannot run probes there: its flows are
+    listed as not probed (and warned about at preflight), not failed mid-drill."""
+    from drill.engine.isolation import flow_plan, setup
+    from drill.runbook.model import IsolateSpec
+
+    spec = IsolateSpec.model_validate({"lab": str(PAYMENT), "for": "10s"})
+    where = setup(spec, "dc1", REPO, REPO / "runbooks" / "payment" / "catalog.json")
+    on_lab = flow_plan(where, {"dc2-srv": ["192.0.2.32"]})
+    assert any(p.host == "dc2-srv" for p in on_lab.probes)
+    assert len(on_lab.catalog_sha256) == 64
+    stranger = flow_plan(where, {"stranger": ["192.0.2.32"]})
+    assert not any(p.host == "stranger" for p in stranger.probes)
+    assert any(u.reason == "no vantage point for host stranger" for u in stranger.unprobed)

@@ -3,8 +3,11 @@ flow probe agent against real sockets on this host."""
 
 from __future__ import annotations
 
+import json
+import resource
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +226,32 @@ def test_flow_agent_rounds_against_real_sockets() -> None:
 def test_bad_targets_are_refused(item: object) -> None:
     with pytest.raises(ValueError):
         FlowTarget.parse(item)
+
+
+def test_thousands_of_flows_from_one_vantage_point() -> None:
+    """Past one argument's size (the targets go on stdin) and past the default limit of
+    1,024 open files (a round holds a socket per flow; the agent raises its soft limit)."""
+    from drill.probes.flow_running import FlowProbes
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    port = listener.getsockname()[1]
+    count = 4000
+    items: list[list[object]] = [[i, "tcp", "127.0.0.1", "127.0.0.1", port] for i in range(count)]
+    assert len(json.dumps(items)) > 131072  # MAX_ARG_STRLEN: one argv string could not hold it
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))  # what the agent inherits
+    probes = FlowProbes({"local": items}, interval=2.0, timeout=1.5)
+    try:
+        probes.start()
+        deadline = time.monotonic() + 20
+        while len(probes.attempts()) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        probes.stop()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        listener.close()
+    attempts = probes.attempts()
+    assert len(attempts) == count, probes.problems()
+    errors = {a.error for tries in attempts.values() for a in tries[:1]}
+    assert "Too many open files" not in errors, errors
+    assert None in errors  # they answered
