@@ -187,6 +187,7 @@ class Rehearsal:
         self.note = note
         self.devices = devices
         self.flows = flows  # None: generated here (a run without the CLI's preflight)
+        self._cutting_from = self._lifting_from = 0.0  # epoch; see _cut
         self.lab_name = str(where.lab_dir) if where.lab_dir is not None else ""
         self.result = IsolationResult(
             site=where.site,
@@ -217,6 +218,7 @@ class Rehearsal:
             probes.start()
             time.sleep(float(spec.baseline))
             cutting = True
+            self._cutting_from = time.time()
             cut_at = self._cut(lab)
             time.sleep(max(0.0, cut_at + result.for_s - time.time()))
             lifted_at = self._await_lift(lab, cut_at + result.for_s)
@@ -230,12 +232,17 @@ class Rehearsal:
             result.probe_cpu_s = probes.stop()
         result.problems += probes.problems()
         attempts = {k: [Attempt(a.t, a.error) for a in v] for k, v in probes.attempts().items()}
-        verdicts = judge(flows.probes, attempts, cut_at, lifted_at)
+        # partly cut while the rules go in, partly lifted once the first timer expires
+        unsettled = [(self._cutting_from, cut_at)]
+        if self._lifting_from:
+            unsettled.append((max(self._lifting_from, cut_at), lifted_at))
+        verdicts = judge(flows.probes, attempts, cut_at, lifted_at, unsettled)
         result.flows = [_outcome(v) for v in verdicts]
         return result
 
     def _cut(self, lab: Lab | None) -> float:
-        """Make the cut; when it began (epoch), not counting a wait for the lab's lock."""
+        """Make the cut; when it was in place everywhere (epoch). The first part of it, and
+        so the first timer, began earlier (``_lifting_from``: when that timer expires)."""
         site, for_s = self.where.site, self.result.for_s
         # Journaled (fsynced) before the cut: a dead run still tells who cut what, until when;
         # journaled again once made, with the bound every timer ends by.
@@ -245,15 +252,17 @@ class Rehearsal:
 
             record = isolate_site(lab, site, for_s)
             self._journal_cut()
-            began = (record.expires_at or time.time() + for_s) - for_s
+            first = (record.expires_at or time.time() + for_s) - for_s  # not the lock's wait
             log.info("site %s cut off for %gs by the lab's own timer", site, for_s)
         else:
             assert self.devices is not None
-            began = time.time()
+            first = time.time()
             self.devices.cut(self.ctx, self._journal_cut)
             log.info("site %s cut off for %gs under the devices' revert timers", site, for_s)
-        self.result.cut_at = datetime.fromtimestamp(began, UTC)
-        return began
+        in_place = time.time()
+        self._lifting_from = first + for_s
+        self.result.cut_at = datetime.fromtimestamp(in_place, UTC)
+        return in_place
 
     def _journal_cut(self) -> None:
         until = datetime.fromtimestamp(time.time() + self.result.for_s, UTC)

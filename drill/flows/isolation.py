@@ -250,14 +250,20 @@ def judge(
     attempts: Mapping[int, list[Attempt]],
     cut_at: float,
     lifted_at: float,
+    unsettled: Iterable[tuple[float, float]] = (),
 ) -> list[FlowVerdict]:
     """Each flow's verdict from its attempts (epoch times) around the cut ``[cut_at,
-    lifted_at)``. An attempt counts for the window it started in."""
+    lifted_at)``. An attempt counts for the window it started in. ``unsettled``: intervals
+    ``[start, end)`` in which the cut was partly made or partly lifted (rules go in, and
+    timers expire, one namespace or device after another): their attempts count nowhere."""
     verdicts: list[FlowVerdict] = []
+    skip = [(start, end) for start, end in unsettled if end > start]
     for probe in probes:
         before, during, after = Window(), Window(), Window()
         recovered: float | None = None
         for attempt in sorted(attempts.get(probe.id, []), key=lambda a: a.t):
+            if any(start <= attempt.t < end for start, end in skip):
+                continue
             if attempt.t < cut_at:
                 before.add(attempt.error)
             elif attempt.t < lifted_at:

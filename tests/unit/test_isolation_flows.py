@@ -162,6 +162,23 @@ def test_required_flow_verdicts(
     assert (verdict.status, verdict.fails_drill) == (status, fails)
 
 
+def test_attempts_while_the_cut_goes_in_or_lifts_count_nowhere(tmp_path: Path) -> None:
+    """Rules go in one namespace after another and timers expire the same way: an attempt
+    that got through before the cut was complete is not a flow that survived it."""
+    required, _ = probes_of(tmp_path)
+    attempts = [Attempt(float(t), None) for t in range(3)]
+    attempts += [Attempt(9.5, None)]  # the cut still going in: answered
+    attempts += [Attempt(10.0 + t, "timed out") for t in range(15)]
+    attempts += [Attempt(29.5, None)]  # the first timer has expired: answered
+    attempts += [Attempt(31.0, None)]
+    unsettled = [(9.0, 10.0), (29.2, 30.0)]
+    (verdict,) = judge([required], {required.id: attempts}, 10.0, 30.0, unsettled)
+    assert verdict.during.failed_pct == 100.0 and verdict.during.attempts == 15
+    assert verdict.before.attempts == 3 and verdict.after.attempts == 1
+    (blurred,) = judge([required], {required.id: [*attempts, Attempt(10.0, None)]}, 9.0, 30.0)
+    assert blurred.during.failed_pct < 100.0  # what the unsettled intervals keep out
+
+
 def test_the_headline_names_the_flow_and_the_share(tmp_path: Path) -> None:
     required, deferred = probes_of(tmp_path)
     verdicts = judge(
