@@ -83,6 +83,20 @@ class ChangeLog:
         with self._lock:
             return list(self.committed.get(key, []))
 
+    def changed_with_preconfig(
+        self, which: Callable[[StepKey], bool]
+    ) -> list[tuple[StepKey, str, Path]]:
+        """(step, host, its config before the step) for every host the steps ``which``
+        selects may have changed: a commit is marked before it starts, so also mid-commit."""
+        with self._lock:
+            return [
+                (key, host, saved)
+                for key, hosts in self.committed.items()
+                if which(key)
+                for host in hosts
+                if (saved := self.preconfig.get(key, {}).get(host)) is not None
+            ]
+
     def touched_hosts(self) -> list[str]:
         with self._lock:
             return sorted({h for hosts in self.committed.values() for h in hosts})

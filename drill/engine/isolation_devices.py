@@ -70,14 +70,16 @@ class DeviceCut:
                 )
 
     def _collect(self, ctx: StepContext, key: StepKey | None, step: ConfigStep) -> None:
-        """Every host a cut step may have changed, mid-commit ones included (the change log
-        marks a commit before it starts)."""
-        keys = [key] if key is not None else self._keys_of(ctx, step)
-        for k in keys:
-            for host in ctx.changes.changed_hosts(k):
-                saved = ctx.changes.preconfig.get(k, {}).get(host)
-                if saved is not None:
-                    self.cut_hosts[host] = (k, saved)
+        """Every host a cut step may have changed, mid-commit ones included; an interrupted
+        step's run never returned its key: it is found by phase and name."""
+
+        def which(k: StepKey) -> bool:
+            if key is not None:
+                return k == key
+            return k.phase is Phase.ISOLATE and k.name == step.name
+
+        for k, host, saved in ctx.changes.changed_with_preconfig(which):
+            self.cut_hosts[host] = (k, saved)
 
     def await_revert(self) -> str:
         """Wait for every cut device's own timer; who lifted the cut (``device revert
@@ -95,13 +97,6 @@ class DeviceCut:
                 + "; ".join(f"{h}: {e}" for h, e in sorted(failed.items()))
             )
         return "drill" if late else "device revert timer"
-
-    @staticmethod
-    def _keys_of(ctx: StepContext, step: ConfigStep) -> list[StepKey]:
-        """An interrupted cut step's keys (its run never returned one)."""
-        return [
-            k for k in ctx.changes.preconfig if k.phase is Phase.ISOLATE and k.name == step.name
-        ]
 
     def lift_now(self) -> bool:
         """Interrupted: revert every pending cut at once (``rollback()`` disarms the timer),
